@@ -1,0 +1,137 @@
+"""The completion pipeline, top to bottom in one place:
+cursor window -> cross-file context -> prompt ids -> engine -> post-process -> result.
+
+No LSP types here: the server and the one-shot CLI both drive this service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from .config import Config
+from .engine import Engine, GenerationRequest, GenerationStats
+from .postprocess import Mode, decide_mode, finish, stop_predicate
+from .prompt import ContextFile, build_prompt
+from .templates import FimTemplate, detect_template
+from .window import LineTokenizer, Tokenize, cursor_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """An immutable snapshot of what the user sees: the text is copied when the request arrives."""
+
+    uri: str
+    path: str  # workspace-relative path, shown to the model as the file's name
+    text: str
+    offset: int  # code points
+    repo: str = ""
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Text to insert at the cursor (empty: no suggestion) and the figures behind it."""
+
+    text: str
+    mode: Mode
+    stats: GenerationStats | None
+    raw: str = ""
+    context_paths: tuple[str, ...] = ()
+    context_tokens: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class ContextProvider(Protocol):
+    """Cross-file context: files the current one depends on, within a token budget, dependencies first."""
+
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]: ...
+
+
+class CompletionService:
+    """Holds the engine, its template and per-document window anchors; one request at a time."""
+
+    def __init__(self, engine: Engine, config: Config, context: ContextProvider | None = None) -> None:
+        self.engine = engine
+        self.config = config
+        self.context = context
+        self.template: FimTemplate = detect_template(
+            engine.special_token, bos_id=engine.bos_id, end_ids=engine.end_ids
+        )
+        self.tokenize = LineTokenizer(engine.tokenize)
+        self._anchors: dict[str, int] = {}
+        self.last: Completion | None = None
+
+    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False) -> Completion:
+        config = self.config
+        t0 = time.perf_counter()
+        window = cursor_window(
+            request.text,
+            request.offset,
+            self.tokenize,
+            prefix_tokens=config.prefix_tokens,
+            suffix_tokens=config.suffix_tokens,
+            anchor=self._anchors.get(request.uri),
+        )
+        self._anchors[request.uri] = window.start_line
+        following = window.suffix_text[len(window.line_suffix) + 1 :]
+        mode = decide_mode(window.line_prefix, window.line_suffix, following.split("\n", 1)[0])
+        t1 = time.perf_counter()
+
+        context: Sequence[ContextFile] = ()
+        if self.context is not None and config.context.cross_file and config.context.max_tokens > 0:
+            context = self.context.gather(request, config.context.max_tokens, self.tokenize)
+        t2 = time.perf_counter()
+
+        prompt = build_prompt(
+            self.template,
+            self.tokenize,
+            path=request.path,
+            prefix_ids=window.prefix_ids,
+            suffix_ids=window.suffix_ids,
+            context=context,
+            repo=request.repo,
+        )
+        t3 = time.perf_counter()
+
+        generation = self.engine.generate(
+            GenerationRequest(
+                prompt=prompt.ids,
+                max_tokens=config.max_tokens,
+                stop_ids=self.template.stop_ids,
+                stop_text=stop_predicate(mode, window.line_prefix),
+            ),
+            cancelled,
+        )
+        t4 = time.perf_counter()
+        text = finish(generation.text, mode, window.line_prefix, window.line_suffix, following)
+        t5 = time.perf_counter()
+
+        completion = Completion(
+            text=text,
+            mode=mode,
+            stats=generation.stats,
+            raw=generation.text,
+            context_paths=prompt.context_paths,
+            context_tokens=prompt.context_tokens,
+            timings_ms={
+                "window": (t1 - t0) * 1000,
+                "context": (t2 - t1) * 1000,
+                "prompt": (t3 - t2) * 1000,
+                "engine": (t4 - t3) * 1000,
+                "postprocess": (t5 - t4) * 1000,
+                "total": (t5 - t0) * 1000,
+            },
+        )
+        self.last = completion
+        s = generation.stats
+        log.info(
+            "req=%d %s prompt=%d reused=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
+            request.request_id, request.path, s.prompt_tokens, s.reused_tokens, s.evaluated_tokens,
+            s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
+        )
+        return completion

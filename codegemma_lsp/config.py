@@ -1,0 +1,130 @@
+"""The one configuration object, filled from CLI flags, `initializationOptions` and
+`workspace/didChangeConfiguration`.
+
+Clients send loosely typed JSON; every key is validated here once, and a bad value falls back to the current
+value with a message instead of breaking the server (the editor keeps working with sane settings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+DEFAULT_MODEL = "2b-q4"
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """Cross-file context: on by default, bounded so it never crowds out the local window."""
+
+    cross_file: bool = True
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a completion depends on. Frozen: a request works on one consistent snapshot."""
+
+    model: str = DEFAULT_MODEL
+    n_gpu_layers: int = -1  # all layers where the build can offload (Metal/CUDA); ignored on CPU builds
+    max_tokens: int = 64
+    prefix_tokens: int = 1024
+    suffix_tokens: int = 256
+    ctx_size: int = 4096
+    threads: int | None = None
+    context: ContextConfig = field(default_factory=ContextConfig)
+
+
+# Attributes whose change requires loading the model again.
+RELOAD_ATTRS = ("model", "n_gpu_layers", "ctx_size", "threads")
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if not lo <= value <= hi:
+            raise ValueError(f"expected {lo}..{hi}, got {value}")
+        return value
+
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _nonempty_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a model alias or path, got {value!r}")
+    return value.strip()
+
+
+def _threads(value: Any) -> int | None:
+    return None if value is None else _int_in(1, 512)(value)
+
+
+# Client key -> (path of attributes on Config, validator). The keys are a public contract: editor configs and
+# benchmarks use exactly these names.
+KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "model": (("model",), _nonempty_str),
+    "nGpuLayers": (("n_gpu_layers",), _int_in(-1, 10_000)),
+    "maxTokens": (("max_tokens",), _int_in(1, 1024)),
+    "prefixTokens": (("prefix_tokens",), _int_in(16, 32_768)),
+    "suffixTokens": (("suffix_tokens",), _int_in(0, 32_768)),
+    "ctxSize": (("ctx_size",), _int_in(512, 131_072)),
+    "threads": (("threads",), _threads),
+    "context.crossFile": (("context", "cross_file"), _bool),
+    "context.maxTokens": (("context", "max_tokens"), _int_in(0, 32_768)),
+}
+
+
+def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"context": {"crossFile": false}}` and `{"context.crossFile": false}` mean the same thing."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and name not in KEYS:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _replace_path(obj: Any, path: tuple[str, ...], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{path[0]: value})
+    child = getattr(obj, path[0])
+    return dataclasses.replace(obj, **{path[0]: _replace_path(child, path[1:], value)})
+
+
+def apply_settings(config: Config, settings: Any) -> tuple[Config, list[str]]:
+    """Return `config` updated from client settings, and one message per rejected key.
+
+    Settings may be wrapped in a `codegemma` section (what VS Code's `workspace/configuration` sends).
+    """
+    if settings is None:
+        return config, []
+    if not isinstance(settings, Mapping):
+        return config, [f"settings must be an object, got {type(settings).__name__}; using current settings"]
+    if isinstance(settings.get("codegemma"), Mapping):
+        settings = settings["codegemma"]
+    messages: list[str] = []
+    for key, value in flatten(settings).items():
+        if key not in KEYS:
+            messages.append(f"unknown setting {key!r} ignored (known: {', '.join(sorted(KEYS))})")
+            continue
+        path, check = KEYS[key]
+        try:
+            config = _replace_path(config, path, check(value))
+        except ValueError as exc:
+            messages.append(f"setting {key!r}: {exc}; keeping the current value")
+    return config, messages
+
+
+def reload_needed(old: Config, new: Config) -> bool:
+    """True when the model must be loaded again for `new` to take effect."""
+    return any(getattr(old, name) != getattr(new, name) for name in RELOAD_ATTRS)

@@ -1,0 +1,234 @@
+"""The inference engine: a small interface, and its in-process llama.cpp implementation.
+
+Only this module imports llama_cpp. The interface is token-level (ids in, text out) so a remote backend can
+replace it without touching windowing, prompts or post-processing. The llama.cpp engine keeps what it last
+evaluated in the KV cache and re-evaluates only the tokens after the longest common prefix with the new
+prompt; generation is greedy (argmax, no repeat penalty) and polls a cancel flag between tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from .errors import ModelError, ModelNotFound
+
+PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate: the prompt ids, limits, and when the text is complete."""
+
+    prompt: tuple[int, ...]
+    max_tokens: int
+    stop_ids: frozenset[int]
+    stop_text: Callable[[str], bool] | None = None  # True once the text generated so far is complete
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Exact per-request figures, reported by `codegemma/status`."""
+
+    prompt_tokens: int
+    reused_tokens: int
+    evaluated_tokens: int
+    generated_tokens: int
+    eval_ms: float
+    gen_ms: float
+    stop_reason: str  # eos | stop_token | stop_text | max_tokens | time_budget | cancelled
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    ids: tuple[int, ...]
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status request and `doctor` show about the loaded model."""
+
+    path: str
+    architecture: str
+    name: str
+    file_type: str
+    size_bytes: int
+    n_params: int
+    n_ctx: int
+    n_gpu_layers: int
+    gpu_offload_supported: bool
+    vocab_size: int
+
+
+class Engine(Protocol):
+    """Token-level inference. Implementations must be safe to call from one worker thread at a time."""
+
+    info: ModelInfo
+    bos_id: int | None
+    end_ids: frozenset[int]
+
+    def tokenize(self, text: str) -> list[int]:
+        """Plain-text tokenization: special tokens off, no BOS."""
+        ...
+
+    def special_token(self, text: str) -> int | None:
+        """The id of a control/special token with this exact text, or None if the vocabulary lacks it."""
+        ...
+
+    def generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation: ...
+
+
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two id sequences."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def check_gguf(path: Path) -> None:
+    """Fail early, with the fix, on the faults llama.cpp reports only as a generic load error."""
+    if not path.is_file():
+        raise ModelNotFound(f"model file not found: {path}", "check --model, or run `codegemma-lsp models pull ALIAS`")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise ModelError(
+            f"{path} is not a GGUF file",
+            "point --model at a .gguf file (llama.cpp format), or pull one with `codegemma-lsp models pull ALIAS`",
+        )
+
+
+def _decode(llm, ids: Sequence[int]) -> str:
+    # A multi-byte character may be split across tokens; a trailing partial character is dropped, not mangled.
+    return llm.detokenize(list(ids)).decode("utf-8", errors="ignore")
+
+
+class LlamaEngine:
+    """llama-cpp-python in process, with KV-cache prefix reuse across requests."""
+
+    def __init__(self, path: Path, *, n_ctx: int = 4096, n_gpu_layers: int = -1, threads: int | None = None) -> None:
+        check_gguf(path)
+        import llama_cpp  # only the engine imports llama.cpp
+
+        self._lib = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=threads or max(1, os.cpu_count() or 1),
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {path}: {exc}",
+                "the file may be truncated or corrupt (delete it and run `codegemma-lsp models pull ALIAS`), "
+                "or too large for memory at this --ctx-size (try a smaller --ctx-size or a smaller quantization)",
+            ) from exc
+        llm = self._llm
+        self._lock = threading.Lock()
+        self._n_vocab = llm.n_vocab()
+        meta = llm.metadata
+        bos = llm.token_bos()
+        self.bos_id = bos if bos >= 0 else None
+        model = llm._model
+        self.end_ids = frozenset(t for t in (llm.token_eos(), model.token_eot()) if t >= 0)
+        self.info = ModelInfo(
+            path=str(path),
+            architecture=meta.get("general.architecture", "unknown"),
+            name=meta.get("general.name", path.stem),
+            file_type=meta.get("general.file_type", ""),
+            size_bytes=path.stat().st_size,
+            n_params=model.n_params(),
+            n_ctx=llm.n_ctx(),
+            n_gpu_layers=n_gpu_layers,
+            gpu_offload_supported=bool(llama_cpp.llama_supports_gpu_offload()),
+            vocab_size=self._n_vocab,
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def special_token(self, text: str) -> int | None:
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if len(ids) != 1:
+            return None
+        attr = self._llm._model.token_get_attr(ids[0])
+        special = self._lib.LLAMA_TOKEN_ATTR_CONTROL | self._lib.LLAMA_TOKEN_ATTR_USER_DEFINED
+        return ids[0] if attr & special else None
+
+    def _argmax_last(self) -> int:
+        import numpy as np
+
+        ptr = self._lib.llama_get_logits_ith(self._llm._ctx.ctx, -1)
+        return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))))
+
+    def generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
+        with self._lock:
+            return self._generate(request, cancelled)
+
+    def _generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
+        llm = self._llm
+        prompt = list(request.prompt)
+        n_ctx = llm.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise ModelError(f"prompt of {len(prompt)} tokens does not fit the {n_ctx}-token context",
+                             "raise --ctx-size or lower prefixTokens/suffixTokens/context.maxTokens")
+        max_tokens = min(request.max_tokens, n_ctx - len(prompt))
+        started = time.perf_counter()
+        deadline = started + request.time_budget_s if request.time_budget_s else None
+
+        cached = llm.input_ids[: llm.n_tokens].tolist()
+        reused = min(common_prefix_len(cached, prompt), len(prompt) - 1)  # evaluate >= 1 token for logits
+        llm.n_tokens = reused  # eval() drops the KV cells from here on
+        stop_reason = ""
+        for i in range(reused, len(prompt), PROMPT_SLICE):
+            if cancelled():
+                stop_reason = "cancelled"
+                break
+            llm.eval(prompt[i : i + PROMPT_SLICE])
+        evaluated = llm.n_tokens - reused
+        eval_done = time.perf_counter()
+
+        out: list[int] = []
+        text = ""
+        while not stop_reason:
+            token = self._argmax_last()
+            if token in request.stop_ids:
+                stop_reason = "eos" if token in self.end_ids else "stop_token"
+                break
+            out.append(token)
+            text = _decode(llm, out)
+            if request.stop_text is not None and request.stop_text(text):
+                stop_reason = "stop_text"
+            elif len(out) >= max_tokens:
+                stop_reason = "max_tokens"
+            elif cancelled():
+                stop_reason = "cancelled"
+            elif deadline is not None and time.perf_counter() > deadline:
+                stop_reason = "time_budget"
+            else:
+                llm.eval([token])
+        finished = time.perf_counter()
+        stats = GenerationStats(
+            prompt_tokens=len(prompt),
+            reused_tokens=reused,
+            evaluated_tokens=evaluated,
+            generated_tokens=len(out),
+            eval_ms=(eval_done - started) * 1000,
+            gen_ms=(finished - eval_done) * 1000,
+            stop_reason=stop_reason,
+        )
+        return Generation(text=text, ids=tuple(out), stats=stats)
+

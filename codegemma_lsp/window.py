@@ -1,0 +1,131 @@
+"""Document + cursor -> prefix/suffix windows with exact token budgets.
+
+Lines are tokenized one at a time and cached by their text, so a keystroke re-tokenizes only the cursor line,
+the ids sent to the model are exactly the ids counted against the budget, and the ids of untouched lines never
+change between keystrokes (which keeps the KV cache prefix valid). The window start snaps to line chunks and
+sticks to its previous position while that still fits, so typing rarely moves it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+Tokenize = Callable[[str], Sequence[int]]
+
+
+class LineTokenizer:
+    """Tokenizes text pieces (lines) through an LRU cache keyed by the text itself."""
+
+    def __init__(self, tokenize: Tokenize, capacity: int = 50_000) -> None:
+        self._tokenize = tokenize
+        self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._capacity = capacity
+
+    def __call__(self, text: str) -> tuple[int, ...]:
+        ids = self._cache.get(text)
+        if ids is None:
+            ids = tuple(self._tokenize(text)) if text else ()
+            self._cache[text] = ids
+            if len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(text)
+        return ids
+
+
+@dataclass(frozen=True)
+class Window:
+    """The text around the cursor that the prompt carries, with its token ids."""
+
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    prefix_text: str
+    suffix_text: str
+    line_prefix: str  # the cursor line up to the cursor
+    line_suffix: str  # the cursor line after the cursor, without its line break
+    start_line: int  # 0-based line where the prefix window starts (for the next request's anchor)
+    cursor_line: int
+
+
+def _line_break_end(text: str, start: int) -> int:
+    """Index just past the line break at or after `start` (or len(text))."""
+    nl = text.find("\n", start)
+    return len(text) if nl < 0 else nl + 1
+
+
+def cursor_window(
+    text: str,
+    offset: int,
+    tokenize: Tokenize,
+    *,
+    prefix_tokens: int,
+    suffix_tokens: int,
+    snap_lines: int = 16,
+    anchor: int | None = None,
+) -> Window:
+    """Cut `text` at code-point `offset` into prefix and suffix windows within the token budgets.
+
+    The prefix keeps whole lines back from the cursor; its first line index is rounded up to a multiple of
+    `snap_lines`, or kept at `anchor` (the previous request's start) while that still fits and is no more than
+    two chunks past the tightest start. The suffix keeps whole lines forward from the cursor. Only the lines
+    near the cursor are read, so a huge document costs no more than a small one.
+    """
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    cursor_line = text.count("\n", 0, line_start)
+    line_prefix = text[line_start:offset]
+    line_end = text.find("\n", offset)
+    line_suffix = text[offset:] if line_end < 0 else text[offset:line_end]
+
+    # Prefix: the cursor line's head, then whole lines backwards while they fit.
+    head = tuple(tokenize(line_prefix))[-prefix_tokens:] if prefix_tokens > 0 else ()
+    budget = prefix_tokens - len(head)
+    lines: list[tuple[int, int, tuple[int, ...]]] = []  # (line index, start offset, ids), nearest first
+    pos, index = line_start, cursor_line
+    while pos > 0 and budget > 0:
+        start = text.rfind("\n", 0, pos - 1) + 1
+        ids = tuple(tokenize(text[start:pos]))
+        if len(ids) > budget:
+            break
+        budget -= len(ids)
+        index -= 1
+        lines.append((index, start, ids))
+        pos = start
+    if lines and lines[-1][0] > 0:  # the window does not reach the top of the file: snap its start
+        tightest = lines[-1][0]
+        if anchor is not None and tightest <= anchor < tightest + 2 * snap_lines:
+            first = anchor
+        else:
+            first = -(-tightest // snap_lines) * snap_lines
+        lines = [entry for entry in lines if entry[0] >= first]
+    start_line = lines[-1][0] if lines else cursor_line
+    prefix_start = lines[-1][1] if lines else line_start
+    prefix_ids = tuple(i for _, _, ids in reversed(lines) for i in ids) + head
+
+    # Suffix: the rest of the cursor line (cut on the right if it alone is too long), then whole lines.
+    tail_end = _line_break_end(text, offset)
+    suffix_ids_list = list(tuple(tokenize(text[offset:tail_end]))[:suffix_tokens]) if suffix_tokens > 0 else []
+    budget = suffix_tokens - len(suffix_ids_list)
+    suffix_end = tail_end if suffix_ids_list or offset == tail_end else offset
+    pos = tail_end
+    while pos < len(text) and budget > 0:
+        end = _line_break_end(text, pos)
+        ids = tuple(tokenize(text[pos:end]))
+        if len(ids) > budget:
+            break
+        suffix_ids_list.extend(ids)
+        budget -= len(ids)
+        pos = suffix_end = end
+
+    return Window(
+        prefix_ids=prefix_ids,
+        suffix_ids=tuple(suffix_ids_list),
+        prefix_text=text[prefix_start:offset],
+        suffix_text=text[offset:suffix_end],
+        line_prefix=line_prefix,
+        line_suffix=line_suffix,
+        start_line=start_line,
+        cursor_line=cursor_line,
+    )

@@ -1,0 +1,43 @@
+"""One configuration object: client settings validated once, bad values fall back with a message."""
+
+from codegemma_lsp.config import Config, apply_settings, reload_needed
+
+
+def test_documented_keys_nested_and_dotted():
+    config, messages = apply_settings(
+        Config(),
+        {"model": "qwen2.5-coder-0.5b-q4", "nGpuLayers": 0, "maxTokens": 32, "prefixTokens": 512,
+         "suffixTokens": 128, "context": {"crossFile": False}, "context.maxTokens": 256},
+    )
+    assert messages == []
+    assert config.model == "qwen2.5-coder-0.5b-q4" and config.n_gpu_layers == 0 and config.max_tokens == 32
+    assert config.prefix_tokens == 512 and config.suffix_tokens == 128
+    assert config.context.cross_file is False and config.context.max_tokens == 256
+
+
+def test_vscode_section_wrapper():
+    config, messages = apply_settings(Config(), {"codegemma": {"maxTokens": 16}})
+    assert config.max_tokens == 16 and messages == []
+
+
+def test_invalid_values_keep_current_value_with_a_message():
+    base = Config(max_tokens=48)
+    config, messages = apply_settings(
+        base, {"maxTokens": "lots", "nGpuLayers": True, "prefixTokens": -5, "context": {"crossFile": "yes"}, "bogus": 1}
+    )
+    assert config == base
+    assert len(messages) == 5
+    assert any("bogus" in m for m in messages) and any("maxTokens" in m for m in messages)
+
+
+def test_non_object_settings():
+    config, messages = apply_settings(Config(), ["model"])
+    assert config == Config() and messages
+    assert apply_settings(Config(), None) == (Config(), [])
+
+
+def test_reload_only_for_model_level_settings():
+    base = Config()
+    assert reload_needed(base, apply_settings(base, {"model": "other"})[0])
+    assert reload_needed(base, apply_settings(base, {"nGpuLayers": 0})[0])
+    assert not reload_needed(base, apply_settings(base, {"maxTokens": 10})[0])

@@ -1,0 +1,92 @@
+"""Cursor windows: exact budgets, whole lines, snapping that keeps the KV prefix stable while typing."""
+
+from codegemma_lsp.window import LineTokenizer, cursor_window
+
+
+def byte_tokens(text: str) -> list[int]:
+    """One id per UTF-8 byte: token counts are easy to reason about."""
+    return list(text.encode("utf-8"))
+
+
+SOURCE = "".join(f"line {i:03d} = compute({i})\n" for i in range(200))  # 24 bytes per line
+
+
+def test_small_file_fits_whole_and_splits_exactly_at_cursor():
+    text = "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"
+    offset = text.index("a + b")
+    w = cursor_window(text, offset, byte_tokens, prefix_tokens=1000, suffix_tokens=1000)
+    assert w.prefix_text == text[:offset]
+    assert w.suffix_text == text[offset:]
+    assert bytes(w.prefix_ids).decode() == text[:offset]
+    assert bytes(w.suffix_ids).decode() == text[offset:]
+    assert w.line_prefix == "    return "
+    assert w.line_suffix == "a + b"
+    assert w.cursor_line == 1 and w.start_line == 0
+
+
+def test_budgets_are_exact_upper_bounds_and_keep_whole_lines():
+    offset = SOURCE.index("line 150")
+    w = cursor_window(SOURCE, offset, byte_tokens, prefix_tokens=500, suffix_tokens=100, snap_lines=1)
+    assert len(w.prefix_ids) <= 500 and len(w.suffix_ids) <= 100
+    assert len(w.prefix_ids) == 24 * (500 // 24)  # as many whole 24-token lines as fit
+    assert w.prefix_text.startswith("line ") and w.suffix_text.endswith("\n")
+    assert len(w.suffix_ids) == 96  # cursor line (24) + 3 whole lines
+
+
+def test_snapping_rounds_the_start_up_to_a_chunk():
+    offset = SOURCE.index("line 150")
+    w = cursor_window(SOURCE, offset, byte_tokens, prefix_tokens=500, suffix_tokens=0, snap_lines=16)
+    assert w.start_line % 16 == 0
+    assert w.start_line >= 150 - 500 // 24
+
+
+def test_typing_forward_keeps_the_prefix_ids_stable():
+    """Each keystroke only appends to the prefix ids: the start line sticks via the anchor."""
+    text = SOURCE
+    offset = text.index("line 150")
+    w = cursor_window(text, offset, byte_tokens, prefix_tokens=500, suffix_tokens=50)
+    typed = "result = other_function(argument)"
+    for i in range(1, len(typed) + 1):
+        new_text = text[:offset] + typed[:i] + text[offset:]
+        nxt = cursor_window(new_text, offset + i, byte_tokens, prefix_tokens=500, suffix_tokens=50, anchor=w.start_line)
+        assert nxt.prefix_ids[: len(w.prefix_ids)] == w.prefix_ids, f"prefix moved at keystroke {i}"
+        w = nxt
+
+
+def test_huge_cursor_line_is_cut_on_the_left_and_right():
+    text = "x = [" + "1, " * 5000 + "]\n"
+    offset = len(text) // 2
+    w = cursor_window(text, offset, byte_tokens, prefix_tokens=64, suffix_tokens=32)
+    assert len(w.prefix_ids) == 64 and len(w.suffix_ids) == 32
+
+
+def test_cursor_at_start_and_end_of_document():
+    text = "a = 1\nb = 2"
+    w0 = cursor_window(text, 0, byte_tokens, prefix_tokens=100, suffix_tokens=100)
+    assert w0.prefix_ids == () and w0.suffix_text == text
+    w1 = cursor_window(text, len(text), byte_tokens, prefix_tokens=100, suffix_tokens=100)
+    assert w1.prefix_text == text and w1.suffix_ids == () and w1.line_prefix == "b = 2"
+    w2 = cursor_window(text, 10_000, byte_tokens, prefix_tokens=100, suffix_tokens=100)  # clamped
+    assert w2.prefix_text == text
+
+
+def test_astral_and_cjk_text_split_by_code_point():
+    text = "s = '😀漢字'\nt = 1\n"
+    offset = text.index("漢")
+    w = cursor_window(text, offset, byte_tokens, prefix_tokens=100, suffix_tokens=100)
+    assert w.line_prefix == "s = '😀" and w.line_suffix == "漢字'"
+
+
+def test_line_tokenizer_caches_by_text():
+    calls = []
+
+    def tok(text):
+        calls.append(text)
+        return byte_tokens(text)
+
+    cached = LineTokenizer(tok, capacity=2)
+    assert cached("abc\n") == tuple(b"abc\n")
+    cached("abc\n")
+    assert calls == ["abc\n"]
+    cached("x\n"), cached("y\n"), cached("abc\n")  # evicted by capacity 2
+    assert calls.count("abc\n") == 2
