@@ -77,6 +77,8 @@ def setup_logging(args: argparse.Namespace) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # pygls logs every message body at INFO; keep that for DEBUG sessions only.
+    logging.getLogger("pygls").setLevel(level if level <= logging.DEBUG else logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
