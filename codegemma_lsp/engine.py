@@ -8,6 +8,10 @@ prompt; generation is greedy (argmax, no repeat penalty) and polls a cancel flag
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
+import logging
 import os
 import threading
 import time
@@ -18,6 +22,30 @@ from typing import Callable, Protocol, Sequence
 from .errors import ModelError, ModelNotFound
 
 PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
+
+llama_log = logging.getLogger("codegemma_lsp.llama_cpp")
+_LLAMA_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 3 warn, 4 error, 5 cont.
+_log_callback = None  # kept alive: llama.cpp holds a raw pointer to it
+
+
+def _route_llama_logs(llama_cpp) -> None:
+    """Send llama.cpp's own log lines to Python logging, never to stdout.
+
+    llama-cpp-python's quiet mode (verbose=False) silences loading by pointing file descriptors 1 and 2 at
+    /dev/null; in stdio mode fd 1 is the LSP channel, so a response written meanwhile would vanish. Loading
+    verbosely with this callback keeps both channels intact.
+    """
+    global _log_callback
+    if _log_callback is None:
+
+        @llama_cpp.llama_log_callback
+        def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            line = text.decode("utf-8", errors="replace").rstrip()
+            if line:
+                llama_log.log(_LLAMA_LEVELS.get(level, logging.DEBUG), "%s", line)
+
+        _log_callback = forward
+    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
 
 
 @dataclass(frozen=True)
@@ -120,22 +148,26 @@ class LlamaEngine:
         import llama_cpp  # only the engine imports llama.cpp
 
         self._lib = llama_cpp
+        _route_llama_logs(llama_cpp)
+        banner = io.StringIO()  # llama-cpp-python prints metadata with print(file=sys.stderr) when verbose
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_gpu_layers=n_gpu_layers,
-                n_threads=threads or max(1, os.cpu_count() or 1),
-                logits_all=False,
-                verbose=False,
-            )
+            with contextlib.redirect_stderr(banner):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_gpu_layers=n_gpu_layers,
+                    n_threads=threads or max(1, os.cpu_count() or 1),
+                    logits_all=False,
+                    verbose=True,  # see _route_llama_logs: quiet mode would hijack stdout
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(
                 f"llama.cpp could not load {path}: {exc}",
                 "the file may be truncated or corrupt (delete it and run `codegemma-lsp models pull ALIAS`), "
                 "or too large for memory at this --ctx-size (try a smaller --ctx-size or a smaller quantization)",
             ) from exc
+        llama_log.debug("%s", banner.getvalue())
         llm = self._llm
         self._lock = threading.Lock()
         self._n_vocab = llm.n_vocab()

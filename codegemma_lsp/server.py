@@ -244,6 +244,17 @@ def _cursor_word(completion_prefix: str) -> str:
     return match.group(0) if match else ""
 
 
+def _documentation(caps: types.ClientCapabilities, code: str) -> types.MarkupContent | None:
+    """The whole suggestion as the item's documentation, in the richest format the client declares."""
+    item = caps.text_document and caps.text_document.completion and caps.text_document.completion.completion_item
+    formats = (item and item.documentation_format) or []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{code}\n```")
+    if types.MarkupKind.PlainText in formats:
+        return types.MarkupContent(kind=types.MarkupKind.PlainText, value=code)
+    return None
+
+
 def build_server(config: Config | None = None, engine_factory: EngineFactory = llama_engine, *, download: bool = True) -> CodegemmaServer:
     """Create the server with its handlers registered."""
     server = CodegemmaServer(config or Config(), engine_factory, download)
@@ -289,7 +300,7 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
             label=new_text.strip().split("\n", 1)[0][:80] or new_text,
             kind=types.CompletionItemKind.Text,
             detail="codegemma" + (" (block)" if result.mode.multiline else ""),
-            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{new_text}\n```"),
+            documentation=_documentation(ls.client_capabilities, new_text),
             filter_text=new_text,
             sort_text="0",
             preselect=True,

@@ -43,7 +43,8 @@ def capabilities(inline: bool = True, encodings: list[str] | None = None) -> typ
         window=types.WindowClientCapabilities(work_done_progress=True),
         text_document=types.TextDocumentClientCapabilities(
             synchronization=types.TextDocumentSyncClientCapabilities(),
-            completion=types.CompletionClientCapabilities(),
+            completion=types.CompletionClientCapabilities(completion_item=types.ClientCompletionItemOptions(
+                documentation_format=[types.MarkupKind.Markdown, types.MarkupKind.PlainText])),
             inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
         ),
     )

@@ -1,0 +1,118 @@
+"""Protocol logic of the real server process with a scripted engine (tests/fake_engine.py): result shapes,
+latest-wins and $/cancelRequest, bad positions and settings. Inference itself is proven with real GGUFs in
+test_server_tiny.py and test_stand_in.py."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from lsprotocol import types
+
+from tests.conftest import lsp_session, open_document, position_of, status
+
+URI = "file:///work/proj/app.py"
+TEXT = "def total(values):\n    result = sum(val\n    return result\n"
+
+
+def fake_server(text: str = "ues)", step_s: float = 0.0) -> list[str]:
+    return [sys.executable, "-m", "tests.fake_engine", text, str(step_s)]
+
+
+def inline_params(pos: types.Position, uri: str = URI) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=pos,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
+
+
+def apply_edit(text: str, edit: types.TextEdit) -> str:
+    lines = text.split("\n")
+    r = edit.range
+    assert r.start.line == r.end.line
+    line = lines[r.start.line]
+    lines[r.start.line] = line[: r.start.character] + edit.new_text + line[r.end.character :]
+    return "\n".join(lines)
+
+
+async def test_completion_fallback_replaces_from_word_start():
+    async with lsp_session(fake_server("ues)")) as (client, _):
+        open_document(client, URI, TEXT)
+        pos = position_of(TEXT, "sum(val")
+        result = await client.text_document_completion_async(
+            types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI), position=pos))
+        assert isinstance(result, types.CompletionList) and result.is_incomplete
+        [item] = result.items
+        assert item.text_edit.range.end == pos
+        assert item.text_edit.range.start == types.Position(line=pos.line, character=pos.character - 3)
+        assert item.filter_text.startswith("val")
+        # The document already closes the parenthesis?  No: this line has no ')', so it is kept.
+        assert apply_edit(TEXT, item.text_edit).split("\n")[1] == "    result = sum(values)"
+
+
+async def test_inline_completion_inserts_at_cursor_and_trims_duplicated_closer():
+    text = "print(len(ite))\n"
+    async with lsp_session(fake_server("ms))")) as (client, _):
+        open_document(client, URI, text)
+        pos = position_of(text, "len(ite")
+        result = await client.text_document_inline_completion_async(inline_params(pos))
+        [item] = result.items
+        assert item.insert_text == "ms" and item.range == types.Range(start=pos, end=pos)
+
+
+async def test_latest_request_wins_and_stale_one_returns_empty():
+    async with lsp_session(fake_server("x" * 60, 0.05)) as (client, _):
+        open_document(client, URI, TEXT)
+        pos = position_of(TEXT, "sum(val")
+        first = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(pos)))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        second = await client.text_document_inline_completion_async(inline_params(pos))
+        stale = await first
+        assert list(stale.items) == []  # stopped within a token, not after 3 s of generation
+        assert second.items and second.items[0].insert_text == "x" * 60
+        assert time.monotonic() - started < 3.0 + 1.5
+
+
+async def test_cancel_request_stops_generation_and_server_keeps_serving():
+    # 20 tokens at 0.1 s: 2 s per request; an uncancelled stale request would delay the next one by ~1.8 s.
+    async with lsp_session(fake_server("y" * 100, 0.1), init_options={"maxTokens": 20}) as (client, _):
+        open_document(client, URI, TEXT)
+        pos = position_of(TEXT, "sum(val")
+        before = set(client.protocol._request_futures)
+        task = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(pos)))
+        await asyncio.sleep(0.2)
+        [msg_id] = set(client.protocol._request_futures) - before
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        started = time.monotonic()
+        try:
+            await task
+            cancelled = False
+        except Exception as exc:  # pygls raises the JSON-RPC RequestCancelled error
+            cancelled = "cancel" in str(exc).lower()
+        assert cancelled
+        # The worker stops within a token, so the next request does not wait for 5 s of stale generation.
+        result = await client.text_document_inline_completion_async(inline_params(pos))
+        assert result.items and result.items[0].insert_text == "y" * 20
+        assert time.monotonic() - started < 3.0
+        assert (await status(client))["last"]["stopReason"] == "max_tokens"
+
+
+async def test_bad_positions_unopened_documents_and_settings():
+    async with lsp_session(fake_server(), init_options={"maxTokens": "many", "bogus": 1}) as (client, _):
+        assert any("maxTokens" in m.message for m in client.messages)
+        assert (await status(client))["config"]["maxTokens"] == 64  # default kept
+        unopened = await client.text_document_inline_completion_async(
+            inline_params(types.Position(line=0, character=0), uri="file:///nowhere.py"))
+        assert list(unopened.items) == []
+        open_document(client, URI, TEXT)
+        try:
+            await client.text_document_inline_completion_async(inline_params(types.Position(line=99, character=0)))
+            raised = False
+        except Exception as exc:
+            raised = "past the end" in str(exc)
+        assert raised
+        # Past the end of a line clamps to the line end; the server is still healthy.
+        result = await client.text_document_inline_completion_async(inline_params(types.Position(line=1, character=999)))
+        assert isinstance(result, types.InlineCompletionList)

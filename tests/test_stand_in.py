@@ -1,0 +1,67 @@
+"""The product's promise on a real code model: the Qwen2.5-Coder 0.5B stand-in (real llama.cpp, real server
+process over JSON-RPC) completes an easy hole sensibly, through ghost text, the completion fallback and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lsprotocol import types
+
+from tests.conftest import lsp_session, open_document, position_of, server_command, status
+
+SOURCE = '''def fibonacci(n):
+    """Return the n-th Fibonacci number."""
+    if n < 2:
+        return n
+    return 
+
+
+def main():
+    print(fibonacci(10))
+'''
+URI = "file:///work/demo/fib.py"
+
+
+async def test_ghost_text_and_completion_fallback_on_the_stand_in(stand_in_model, tmp_path):
+    async with lsp_session(server_command("--model", "qwen2.5-coder-0.5b-q4", "--no-download"), root=tmp_path) as (client, _):
+        st = await status(client)
+        assert st["state"] == "ready", st
+        assert st["model"]["alias"] == "qwen2.5-coder-0.5b-q4" and st["model"]["template"] == "qwen2.5-coder"
+        assert st["model"]["family"] == "qwen2.5-coder" and st["model"]["quantization"] == "Q4_K_M"
+
+        open_document(client, URI, SOURCE)
+        pos = position_of(SOURCE, "        return n\n    return ")  # just after the second "return "
+        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=pos,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        ))
+        [item] = result.items
+        assert item.range == types.Range(start=pos, end=pos)
+        assert item.insert_text.replace(" ", "") == "fibonacci(n-1)+fibonacci(n-2)"
+
+        last = (await status(client))["last"]
+        assert last["promptTokens"] > 30 and last["generatedTokens"] >= 10
+        assert last["stopReason"] in ("stop_text", "eos", "stop_token")
+        assert last["evalMs"] > 0 and last["generationMs"] > 0 and not last["multiline"]
+
+        completion = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=pos))
+        [entry] = completion.items
+        edit = entry.text_edit
+        line = SOURCE.split("\n")[pos.line]
+        applied = line[: edit.range.start.character] + edit.new_text + line[edit.range.end.character :]
+        assert applied.replace(" ", "") == "returnfibonacci(n-1)+fibonacci(n-2)"
+        # The second identical request reuses the whole prompt from the KV cache.
+        again = (await status(client))["last"]
+        assert again["reusedTokens"] == again["promptTokens"] - 1
+
+
+def test_one_shot_complete_cli(stand_in_model, tmp_path):
+    path = tmp_path / "fib.py"
+    path.write_text(SOURCE)
+    out = subprocess.run(
+        [sys.executable, "-m", "codegemma_lsp", "complete", f"{path}:5:12", "--model", "qwen2.5-coder-0.5b-q4"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert out.stdout.strip().replace(" ", "") == "fibonacci(n-1)+fibonacci(n-2)"
