@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +40,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"codegemma-lsp {__version__}")
     _common(parser)
     parser.add_argument("--tcp", type=int, metavar="PORT", help="serve on TCP PORT instead of stdio")
+    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default; accepted because "
+                        "clients such as vscode-languageclient pass it)")
     parser.add_argument("--host", default="127.0.0.1", help="address for --tcp (default 127.0.0.1; anything else "
                         "exposes your code to the network)")
     sub = parser.add_subparsers(dest="command")
@@ -89,9 +92,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("serving LSP on %s:%d", args.host, args.tcp)
         server.start_tcp(args.host, args.tcp)
     else:
-        server.start_io()
-    server.stop_all()
-    return 0
+        # The LSP channel gets its own copy of stdout, and fd 1 itself points at stderr: a native library that
+        # prints to stdout (llama.cpp, a GPU runtime) can then never corrupt the JSON-RPC stream.
+        channel = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+        server.start_io(sys.stdin.buffer, channel)
+    if not server.release_workers():  # a model load or download is still running: do not wait for it
+        log.warning("exiting while a model load is still running")
+        logging.shutdown()
+        os._exit(server.exit_code)
+    return server.exit_code
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -142,7 +152,11 @@ def cmd_complete(args: argparse.Namespace) -> int:
     def progress(message: str, percent: int | None) -> None:
         print(f"{message}{f' {percent}%' if percent is not None else ''}", file=sys.stderr)
 
-    loaded = load(config_from_args(args), progress=progress, download=not getattr(args, "no_download", False))
+    from .context import ImportGraphContext, WorkspaceIndex
+
+    context = ImportGraphContext(WorkspaceIndex([Path.cwd()]))  # the working directory is the workspace
+    loaded = load(config_from_args(args), context=context, progress=progress,
+                  download=not getattr(args, "no_download", False))
     try:
         shown = path.resolve().relative_to(Path.cwd()).as_posix()
     except ValueError:
@@ -154,6 +168,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
         s = result.stats
         print(json.dumps({"text": result.text, "raw": result.raw, "multiline": result.mode.multiline,
                           "template": loaded.service.template.name, "stats": s.__dict__ if s else None,
+                          "contextFiles": list(result.context_paths), "contextTokens": result.context_tokens,
                           "timingsMs": result.timings_ms}, indent=2))
     else:
         print(result.text)

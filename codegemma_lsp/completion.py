@@ -13,8 +13,9 @@ from typing import Callable, Protocol, Sequence
 
 from .config import Config
 from .engine import Engine, GenerationRequest, GenerationStats
-from .postprocess import Mode, decide_mode, finish, stop_predicate
+from .postprocess import Mode, Surroundings, decide_mode, process, stop_predicate
 from .prompt import ContextFile, build_prompt
+from .syntax import language_for
 from .templates import FimTemplate, detect_template
 from .window import LineTokenizer, Tokenize, cursor_window
 
@@ -41,6 +42,7 @@ class Completion:
     mode: Mode
     stats: GenerationStats | None
     raw: str = ""
+    replace: int = 0  # code points of the cursor line after the cursor that `text` replaces (0: insert)
     context_paths: tuple[str, ...] = ()
     context_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -78,8 +80,11 @@ class CompletionService:
             anchor=self._anchors.get(request.uri),
         )
         self._anchors[request.uri] = window.start_line
-        following = window.suffix_text[len(window.line_suffix) + 1 :]
-        mode = decide_mode(window.line_prefix, window.line_suffix, following.split("\n", 1)[0])
+        where = Surroundings(
+            prefix=window.prefix_text, suffix=window.suffix_text, language=language_for(request.path),
+            markers=tuple(self.template.spec.controls.values()),
+        )
+        mode = decide_mode(where)
         t1 = time.perf_counter()
 
         context: Sequence[ContextFile] = ()
@@ -103,19 +108,22 @@ class CompletionService:
                 prompt=prompt.ids,
                 max_tokens=config.max_tokens,
                 stop_ids=self.template.stop_ids,
-                stop_text=stop_predicate(mode, window.line_prefix),
+                session=request.uri,
+                stop_text=stop_predicate(where, mode, config.postprocess),
             ),
             cancelled,
         )
         t4 = time.perf_counter()
-        text = finish(generation.text, mode, window.line_prefix, window.line_suffix, following)
+        finished = generation.stats.stop_reason in ("eos", "stop_token")  # the model ended it, not a limit
+        edit = process(generation.text, where, mode, config.postprocess, finished)
         t5 = time.perf_counter()
 
         completion = Completion(
-            text=text,
+            text=edit.text,
             mode=mode,
             stats=generation.stats,
             raw=generation.text,
+            replace=edit.replace,
             context_paths=prompt.context_paths,
             context_tokens=prompt.context_tokens,
             timings_ms={

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .postprocess import DEFAULT_STEPS, STEPS
+
 DEFAULT_MODEL = "2b-q4"
 
 
@@ -34,6 +36,7 @@ class Config:
     ctx_size: int = 4096
     threads: int | None = None
     context: ContextConfig = field(default_factory=ContextConfig)
+    postprocess: tuple[str, ...] = DEFAULT_STEPS  # post-processing steps; () = raw model text, no early stop
 
 
 # Attributes whose change requires loading the model again.
@@ -67,6 +70,17 @@ def _threads(value: Any) -> int | None:
     return None if value is None else _int_in(1, 512)(value)
 
 
+def _steps(value: Any) -> tuple[str, ...]:
+    """`true` (the default steps), `false` (raw model text: benchmark floors), or a list of step names."""
+    if isinstance(value, bool):
+        return DEFAULT_STEPS if value else ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected true, false or a list of step names, got {value!r}")
+    if unknown := [v for v in value if v not in STEPS]:
+        raise ValueError(f"unknown step(s) {', '.join(map(repr, unknown))} (known: {', '.join(STEPS)})")
+    return tuple(step for step in STEPS if step in value)
+
+
 # Client key -> (path of attributes on Config, validator). The keys are a public contract: editor configs and
 # benchmarks use exactly these names.
 KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
@@ -79,6 +93,7 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "threads": (("threads",), _threads),
     "context.crossFile": (("context", "cross_file"), _bool),
     "context.maxTokens": (("context", "max_tokens"), _int_in(0, 32_768)),
+    "postprocess": (("postprocess",), _steps),
 }
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -22,6 +23,7 @@ from typing import Callable, Protocol, Sequence
 from .errors import ModelError, ModelNotFound
 
 PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
+PARKED_SESSIONS = 4  # documents whose KV cache is kept in RAM while another one is being completed
 
 llama_log = logging.getLogger("codegemma_lsp.llama_cpp")
 _LLAMA_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 3 warn, 4 error, 5 cont.
@@ -57,6 +59,7 @@ class GenerationRequest:
     stop_ids: frozenset[int]
     stop_text: Callable[[str], bool] | None = None  # True once the text generated so far is complete
     time_budget_s: float | None = None
+    session: str = ""  # whose KV cache to continue (the document); others are parked in RAM, not evaluated again
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,15 @@ def _decode(llm, ids: Sequence[int]) -> str:
     return llm.detokenize(list(ids)).decode("utf-8", errors="ignore")
 
 
+@dataclass
+class _Parked:
+    """A document's KV-cache cells copied out of the context, and the tokens they hold."""
+
+    tokens: list[int]
+    data: ctypes.Array
+    size: int
+
+
 class LlamaEngine:
     """llama-cpp-python in process, with KV-cache prefix reuse across requests."""
 
@@ -162,6 +174,11 @@ class LlamaEngine:
                     verbose=True,  # see _route_llama_logs: quiet mode would hijack stdout
                 )
         except (ValueError, RuntimeError, OSError) as exc:
+            if "llama_context" in str(exc):  # the weights loaded; the KV cache for n_ctx tokens did not fit
+                raise ModelError(
+                    f"not enough memory for a {n_ctx}-token context with {path.name} ({exc})",
+                    "lower ctxSize / --ctx-size (4096 is plenty for completion), or use a smaller model",
+                ) from exc
             raise ModelError(
                 f"llama.cpp could not load {path}: {exc}",
                 "the file may be truncated or corrupt (delete it and run `codegemma-lsp models pull ALIAS`), "
@@ -170,6 +187,9 @@ class LlamaEngine:
         llama_log.debug("%s", banner.getvalue())
         llm = self._llm
         self._lock = threading.Lock()
+        self._session = ""
+        self._parked: OrderedDict[str, _Parked] = OrderedDict()
+        self._prompt_len = 0  # KV cells [0, _prompt_len) hold the last prompt; later cells its completion
         self._n_vocab = llm.n_vocab()
         meta = llm.metadata
         bos = llm.token_bos()
@@ -190,7 +210,8 @@ class LlamaEngine:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        # errors="replace": a lone surrogate (JSON can carry one into a document) becomes "?", not a crash.
+        return self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False, special=False)
 
     def special_token(self, text: str) -> int | None:
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -210,8 +231,47 @@ class LlamaEngine:
         with self._lock:
             return self._generate(request, cancelled)
 
+    def _switch_session(self, session: str) -> None:
+        """Park the current document's KV cells and bring back `session`'s, so switching files re-evaluates
+        nothing that was evaluated before (a copy of a few MB instead of seconds of prefill)."""
+        if session == self._session:
+            return
+        llm, lib, ctx = self._llm, self._lib, self._llm._ctx.ctx
+        if self._session and llm.n_tokens > 0:
+            llm._ctx.kv_cache_seq_rm(0, self._prompt_len, -1)
+            llm.n_tokens = min(llm.n_tokens, self._prompt_len)
+            size = lib.llama_state_seq_get_size(ctx, 0)
+            data = (ctypes.c_uint8 * size)()
+            written = lib.llama_state_seq_get_data(ctx, data, size, 0)
+            self._parked[self._session] = _Parked(llm.input_ids[: llm.n_tokens].tolist(), data, written)
+            while len(self._parked) > PARKED_SESSIONS:
+                self._parked.popitem(last=False)
+        parked = self._parked.pop(session, None)
+        if parked is not None:
+            llm._ctx.kv_cache_seq_rm(0, 0, -1)
+            if lib.llama_state_seq_set_data(ctx, parked.data, parked.size, 0):
+                llm.input_ids[: len(parked.tokens)] = parked.tokens
+                llm.n_tokens = len(parked.tokens)
+            else:
+                llm.n_tokens = 0
+        self._prompt_len = llm.n_tokens
+        self._session = session
+
+    def _decode_at(self, tokens: Sequence[int], pos: int, cancelled: Callable[[], bool]) -> int:
+        """Evaluate `tokens` at positions pos, pos+1, … in slices, checking `cancelled` between slices.
+        Returns how many were evaluated."""
+        llm = self._llm
+        for i in range(0, len(tokens), PROMPT_SLICE):
+            if cancelled():
+                return i
+            piece = list(tokens[i : i + PROMPT_SLICE])
+            llm._batch.set_batch(batch=piece, n_past=pos + i, logits_all=False)
+            llm._ctx.decode(llm._batch)
+        return len(tokens)
+
     def _generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
         llm = self._llm
+        self._switch_session(request.session)
         prompt = list(request.prompt)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
@@ -221,16 +281,16 @@ class LlamaEngine:
         started = time.perf_counter()
         deadline = started + request.time_budget_s if request.time_budget_s else None
 
+        # Cells after the last prompt are the previous completion's: never part of a new prompt.
+        llm._ctx.kv_cache_seq_rm(0, self._prompt_len, -1)
+        llm.n_tokens = min(llm.n_tokens, self._prompt_len)
         cached = llm.input_ids[: llm.n_tokens].tolist()
         reused = min(common_prefix_len(cached, prompt), len(prompt) - 1)  # evaluate >= 1 token for logits
-        llm.n_tokens = reused  # eval() drops the KV cells from here on
-        stop_reason = ""
-        for i in range(reused, len(prompt), PROMPT_SLICE):
-            if cancelled():
-                stop_reason = "cancelled"
-                break
-            llm.eval(prompt[i : i + PROMPT_SLICE])
-        evaluated = llm.n_tokens - reused
+        llm._ctx.kv_cache_seq_rm(0, reused, -1)
+        evaluated = self._decode_at(prompt[reused:], reused, cancelled)
+        llm.input_ids[reused : reused + evaluated] = prompt[reused : reused + evaluated]
+        llm.n_tokens = self._prompt_len = reused + evaluated
+        stop_reason = "" if llm.n_tokens == len(prompt) else "cancelled"
         eval_done = time.perf_counter()
 
         out: list[int] = []
@@ -251,7 +311,9 @@ class LlamaEngine:
             elif deadline is not None and time.perf_counter() > deadline:
                 stop_reason = "time_budget"
             else:
-                llm.eval([token])
+                self._decode_at([token], llm.n_tokens, lambda: False)
+                llm.input_ids[llm.n_tokens] = token
+                llm.n_tokens += 1
         finished = time.perf_counter()
         stats = GenerationStats(
             prompt_tokens=len(prompt),

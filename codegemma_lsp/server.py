@@ -12,6 +12,7 @@ import itertools
 import logging
 import re
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,14 +20,18 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
-from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from . import __version__
+from . import __version__, positions
 from .completion import Completion, CompletionRequest
+from .postprocess import Mode
 from .config import Config, apply_settings, reload_needed
+from .context import ImportGraphContext, WorkspaceIndex
+from .documents import Document
 from .errors import CodegemmaError
 from .loader import EngineFactory, LoadedModel, llama_engine, load
+from .rpc import HardenedLanguageServer
+from .typeahead import TypeAheadCache
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,20 @@ class RequestFailed(JsonRpcException):
     MESSAGE = "request failed"
 
 
-class CodegemmaServer(LanguageServer):
+class Pending(threading.Event):
+    """A request's cancel flag, holding its document snapshot until the worker takes it. Setting the flag drops
+    the snapshot, so superseded requests still queued behind a busy worker pin no old copies of the text."""
+
+    def __init__(self, request: CompletionRequest) -> None:
+        super().__init__()
+        self.request: CompletionRequest | None = request
+
+    def set(self) -> None:
+        self.request = None
+        super().set()
+
+
+class CodegemmaServer(HardenedLanguageServer):
     """The language server and everything it holds between requests."""
 
     def __init__(self, config: Config, engine_factory: EngineFactory, download: bool = True) -> None:
@@ -55,10 +73,13 @@ class CodegemmaServer(LanguageServer):
         self.pending_messages: list[str] = []
         self.infer = ThreadPoolExecutor(1, thread_name_prefix="codegemma-infer")
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="codegemma-load")
-        self.latest: dict[str, threading.Event] = {}
+        self.latest: dict[str, Pending] = {}
         self.request_ids = itertools.count(1)
         self.last_latency_ms: float | None = None
         self.stale_requests = 0
+        self.typeahead = TypeAheadCache()
+        self.context_index = WorkspaceIndex()
+        self.context_provider: Any = ImportGraphContext(self.context_index)
 
     # --- model lifecycle -------------------------------------------------------------------------------------
 
@@ -82,7 +103,8 @@ class CodegemmaServer(LanguageServer):
         try:
             loaded = await loop.run_in_executor(
                 self.loader,
-                lambda: load(config, engine_factory=self.engine_factory, progress=report, download=self.download),
+                lambda: load(config, engine_factory=self.engine_factory, context=self.context_provider, progress=report,
+                             download=self.download),
             )
         except CodegemmaError as exc:
             self._fail(str(exc))
@@ -90,7 +112,10 @@ class CodegemmaServer(LanguageServer):
             log.exception("model load failed")
             self._fail(f"loading {config.model} failed unexpectedly: {exc!r} — see the log (--log-file)")
         else:
-            if config is self.config:  # a newer configuration may have started another load meanwhile
+            # Settings that arrived during the load apply to it unless they name another model (then a newer
+            # load is already under way and will finish the job).
+            if not reload_needed(config, self.config):
+                loaded.service.config = self.config
                 self.loaded, self.state = loaded, "ready"
         finally:
             if progress:
@@ -143,30 +168,38 @@ class CodegemmaServer(LanguageServer):
             return path.relative_to(root_path).as_posix(), Path(root_path).name
         return path.name, ""
 
+    def document(self, uri: str) -> Document | None:
+        """The open document with this URI (percent-encoded or not); None when it is not open."""
+        open_document = getattr(self.workspace, "open_document", None)
+        return open_document(uri) if open_document else None
+
     async def complete(self, uri: str, position: types.Position) -> Completion | None:
         """Run the pipeline for an open document; None when there is nothing to show (not ready, stale, …)."""
-        if self.loaded is None or uri not in self.workspace.text_documents:
+        document = self.document(uri)
+        if self.loaded is None or document is None:
             return None
-        document = self.workspace.get_text_document(uri)
-        lines = document.lines
-        if position.line > len(lines) or (position.line == len(lines) and position.character > 0):
+        offset = document.offset_at(position)  # reads only the cursor line, whatever the document's size
+        if offset is None:
             raise JsonRpcInvalidParams(f"position {position.line}:{position.character} is past the end of {uri}")
-        offset = document.offset_at_position(position)
         path, repo = self._relative_path(uri)
         request = CompletionRequest(
             uri=uri, path=path, text=document.source, offset=offset, repo=repo, request_id=next(self.request_ids)
         )
-        cancel = threading.Event()
+        cancel = Pending(request)
         if (previous := self.latest.get(uri)) is not None:
             previous.set()  # latest wins: the older request for this document stops within one token
+        if (hit := self.typeahead.lookup(uri, request.text, offset)) is not None:
+            return Completion(text=hit[0], mode=Mode(multiline="\n" in hit[0]), stats=None, replace=hit[1])
         self.latest[uri] = cancel
         service = self.loaded.service
+        del request  # only `cancel` holds the snapshot now; a newer request for this document drops it
 
         def run() -> Completion | None:
-            if cancel.is_set():  # went stale while queued: never start it
+            snapshot = cancel.request
+            if snapshot is None or cancel.is_set():  # went stale while queued: never start it
                 self.stale_requests += 1
                 return None
-            return service.complete(request, cancel.is_set)
+            return service.complete(snapshot, cancel.is_set)
 
         try:
             completion = await asyncio.get_running_loop().run_in_executor(self.infer, run)
@@ -178,9 +211,11 @@ class CodegemmaServer(LanguageServer):
         finally:
             if self.latest.get(uri) is cancel:
                 del self.latest[uri]
-        if completion is None or cancel.is_set():
+        snapshot = cancel.request
+        if completion is None or cancel.is_set() or snapshot is None:
             return None
         self.last_latency_ms = completion.timings_ms.get("total")
+        self.typeahead.remember(uri, snapshot.text, offset, completion.text, completion.replace)
         return completion
 
     def status(self) -> dict[str, Any]:
@@ -191,6 +226,7 @@ class CodegemmaServer(LanguageServer):
             "model": config.model, "nGpuLayers": config.n_gpu_layers, "maxTokens": config.max_tokens,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
+            "postprocess": list(config.postprocess),
         }
         if loaded is None:
             return result
@@ -228,13 +264,49 @@ class CodegemmaServer(LanguageServer):
                 "contextTokens": last.context_tokens,
                 "latencyMs": round(last.timings_ms.get("total", 0.0), 2),
                 "timingsMs": {k: round(v, 2) for k, v in last.timings_ms.items()},
+                "raw": last.raw,
+                "replace": last.replace,
             }
         result["staleRequests"] = self.stale_requests
+        result["typedAheadHits"] = self.typeahead.hits
         return result
 
+    # --- cross-file context: the index follows workspace folders, open documents and file events ---------------
+
+    def sync_workspace_folders(self) -> None:
+        folders = [to_fs_path(f.uri) for f in self.workspace.folders.values()]
+        if not folders and self.workspace.root_path:
+            folders = [self.workspace.root_path]
+        self.context_index.set_roots([Path(f) for f in folders if f])
+
+    def sync_document(self, uri: str, closed: bool = False) -> None:
+        path = to_fs_path(uri)
+        if not path:
+            return
+        document = None if closed else self.document(uri)
+        if document is None:
+            self.context_index.close(path)
+        else:
+            self.context_index.set_open(path, document.source)
+
     def stop_all(self) -> None:
-        for cancel in self.latest.values():
+        for cancel in list(self.latest.values()):
             cancel.set()
+
+    def release_workers(self, timeout_s: float = 2.0) -> bool:
+        """After the message loop ended: stop inference, drop queued work and wait up to `timeout_s` for the
+        worker threads. False when one is still busy (a model load or download cannot be interrupted), so the
+        caller exits without waiting for it."""
+        self.stop_all()
+        for pool in (self.infer, self.loader):
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout_s
+        for thread in threading.enumerate():
+            if thread.name.startswith(("codegemma-infer", "codegemma-load")):
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    return False
+        return True
 
 
 def _cursor_word(completion_prefix: str) -> str:
@@ -242,6 +314,15 @@ def _cursor_word(completion_prefix: str) -> str:
     client's filter (Helix, Neovim's omnifunc) matches the item against what the user typed."""
     match = _WORD_END.search(completion_prefix)
     return match.group(0) if match else ""
+
+
+def _replace_end(document: Document, position: types.Position, replace: int) -> types.Position:
+    """The end of an edit that replaces `replace` code points of the cursor line after the cursor."""
+    if not replace:
+        return position
+    line = document.line_text(position.line)
+    end = min(positions.to_index(line, position.character, document.encoding) + replace, len(line))
+    return types.Position(line=position.line, character=positions.to_units(line, end, document.encoding))
 
 
 def _documentation(caps: types.ClientCapabilities, code: str) -> types.MarkupContent | None:
@@ -262,6 +343,7 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
     @server.feature(types.INITIALIZE)
     def initialize(ls: CodegemmaServer, params: types.InitializeParams) -> None:
         ls.update_settings(params.initialization_options)
+        ls.sync_workspace_folders()
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: CodegemmaServer, params: types.InitializedParams) -> None:
@@ -278,23 +360,24 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CodegemmaServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
         completion = await ls.complete(params.text_document.uri, params.position)
-        if completion is None or not completion.text:
+        document = ls.document(params.text_document.uri)  # None if closed while the model ran
+        if completion is None or not completion.text or document is None:
             return types.InlineCompletionList(items=[])
-        here = types.Range(start=params.position, end=params.position)
+        here = types.Range(start=params.position, end=_replace_end(document, params.position, completion.replace))
         return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=completion.text, range=here)])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " ", ":", "="]))
     async def completion(ls: CodegemmaServer, params: types.CompletionParams) -> types.CompletionList:
         empty = types.CompletionList(is_incomplete=True, items=[])
         result = await ls.complete(params.text_document.uri, params.position)
-        if result is None or not result.text:
+        document = ls.document(params.text_document.uri)  # None if closed while the model ran
+        if result is None or not result.text or document is None:
             return empty
-        document = ls.workspace.get_text_document(params.text_document.uri)
-        line = document.lines[params.position.line] if params.position.line < len(document.lines) else ""
-        server_pos = document.position_from_client_units(params.position)
-        word = _cursor_word(line[: server_pos.character])
-        # Identifier characters are one code unit in every encoding, so the word start is a plain subtraction.
-        start = types.Position(line=params.position.line, character=params.position.character - len(word))
+        line = document.line_text(params.position.line)
+        at = positions.to_index(line, params.position.character, document.encoding)
+        word = _cursor_word(line[:at])
+        start = types.Position(line=params.position.line,
+                               character=positions.to_units(line, at - len(word), document.encoding))
         new_text = word + result.text
         item = types.CompletionItem(
             label=new_text.strip().split("\n", 1)[0][:80] or new_text,
@@ -305,9 +388,39 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
             sort_text="0",
             preselect=True,
             insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(range=types.Range(start=start, end=params.position), new_text=new_text),
+            text_edit=types.TextEdit(
+                range=types.Range(start=start, end=_replace_end(document, params.position, result.replace)),
+                new_text=new_text,
+            ),
         )
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: CodegemmaServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.sync_document(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: CodegemmaServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.sync_document(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CodegemmaServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.sync_document(params.text_document.uri, closed=True)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: CodegemmaServer, params: types.DidSaveTextDocumentParams) -> None:
+        if path := to_fs_path(params.text_document.uri):
+            ls.context_index.changed_on_disk([path], created_or_deleted=False)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: CodegemmaServer, params: types.DidChangeWatchedFilesParams) -> None:
+        paths = [p for change in params.changes if (p := to_fs_path(change.uri))]
+        created = any(c.type != types.FileChangeType.Changed for c in params.changes)
+        ls.context_index.changed_on_disk(paths, created_or_deleted=created)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_workspace_folders(ls: CodegemmaServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        ls.sync_workspace_folders()
 
     @server.feature(STATUS_METHOD)
     def status(ls: CodegemmaServer, params: Any) -> dict[str, Any]:

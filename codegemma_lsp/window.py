@@ -13,23 +13,29 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 Tokenize = Callable[[str], Sequence[int]]
+MAX_TOKEN_CHARS = 16  # no token is longer: a piece of text longer than budget * this cannot fit the budget
+
+
 
 
 class LineTokenizer:
     """Tokenizes text pieces (lines) through an LRU cache keyed by the text itself."""
 
-    def __init__(self, tokenize: Tokenize, capacity: int = 50_000) -> None:
+    def __init__(self, tokenize: Tokenize, capacity: int = 50_000, max_chars: int = 8_000_000) -> None:
         self._tokenize = tokenize
         self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._capacity = capacity
+        self._max_chars = max_chars  # also bounded by text size: minified files have very long lines
+        self._chars = 0
 
     def __call__(self, text: str) -> tuple[int, ...]:
         ids = self._cache.get(text)
         if ids is None:
             ids = tuple(self._tokenize(text)) if text else ()
             self._cache[text] = ids
-            if len(self._cache) > self._capacity:
-                self._cache.popitem(last=False)
+            self._chars += len(text)
+            while len(self._cache) > self._capacity or (self._chars > self._max_chars and len(self._cache) > 1):
+                self._chars -= len(self._cache.popitem(last=False)[0])
         else:
             self._cache.move_to_end(text)
         return ids
@@ -79,13 +85,17 @@ def cursor_window(
     line_end = text.find("\n", offset)
     line_suffix = text[offset:] if line_end < 0 else text[offset:line_end]
 
-    # Prefix: the cursor line's head, then whole lines backwards while they fit.
-    head = tuple(tokenize(line_prefix))[-prefix_tokens:] if prefix_tokens > 0 else ()
-    budget = prefix_tokens - len(head)
+    # Prefix: the cursor line's head, then whole lines backwards while they fit. Only as much of a very long
+    # line (minified or binary files) is read as could fit the budget; a cut head takes the whole budget.
+    head_start = max(line_start, offset - prefix_tokens * MAX_TOKEN_CHARS) if prefix_tokens > 0 else offset
+    head = tuple(tokenize(text[head_start:offset]))[-prefix_tokens:] if prefix_tokens > 0 else ()
+    budget = prefix_tokens - len(head) if head_start == line_start else 0
     lines: list[tuple[int, int, tuple[int, ...]]] = []  # (line index, start offset, ids), nearest first
     pos, index = line_start, cursor_line
     while pos > 0 and budget > 0:
         start = text.rfind("\n", 0, pos - 1) + 1
+        if pos - start > budget * MAX_TOKEN_CHARS:
+            break
         ids = tuple(tokenize(text[start:pos]))
         if len(ids) > budget:
             break
@@ -101,17 +111,21 @@ def cursor_window(
             first = -(-tightest // snap_lines) * snap_lines
         lines = [entry for entry in lines if entry[0] >= first]
     start_line = lines[-1][0] if lines else cursor_line
-    prefix_start = lines[-1][1] if lines else line_start
+    prefix_start = lines[-1][1] if lines else head_start
     prefix_ids = tuple(i for _, _, ids in reversed(lines) for i in ids) + head
 
     # Suffix: the rest of the cursor line (cut on the right if it alone is too long), then whole lines.
     tail_end = _line_break_end(text, offset)
-    suffix_ids_list = list(tuple(tokenize(text[offset:tail_end]))[:suffix_tokens]) if suffix_tokens > 0 else []
-    budget = suffix_tokens - len(suffix_ids_list)
+    cut = min(tail_end, offset + suffix_tokens * MAX_TOKEN_CHARS)
+    suffix_ids_list = list(tuple(tokenize(text[offset:cut]))[:suffix_tokens]) if suffix_tokens > 0 else []
+    budget = suffix_tokens - len(suffix_ids_list) if cut == tail_end else 0
+    tail_end = cut
     suffix_end = tail_end if suffix_ids_list or offset == tail_end else offset
     pos = tail_end
     while pos < len(text) and budget > 0:
         end = _line_break_end(text, pos)
+        if end - pos > budget * MAX_TOKEN_CHARS:
+            break
         ids = tuple(tokenize(text[pos:end]))
         if len(ids) > budget:
             break

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (unit, real-process LSP, real llama.cpp on generated and stand-in GGUFs).
+# Set up, then run the whole test suite: unit tests, the real server process over JSON-RPC, real llama.cpp on a
+# generated GGUF and on the stand-in model, and the editor integrations in real clients (Neovim headless,
+# VS Code as code-server in Chromium). Editor tools come from Debian and npm (editors/setup.sh; needs root or sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+bash editors/setup.sh
+export CODEGEMMA_REQUIRE_EDITORS=1  # a missing editor install fails the run instead of skipping its tests
 exec .venv/bin/python -m pytest -q "$@"

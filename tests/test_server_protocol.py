@@ -116,3 +116,23 @@ async def test_bad_positions_unopened_documents_and_settings():
         # Past the end of a line clamps to the line end; the server is still healthy.
         result = await client.text_document_inline_completion_async(inline_params(types.Position(line=1, character=999)))
         assert isinstance(result, types.InlineCompletionList)
+
+
+async def test_typing_the_ghost_text_is_answered_from_the_cache():
+    async with lsp_session(fake_server("ues) * 2", 0.05)) as (client, _):
+        open_document(client, URI, TEXT)
+        pos = position_of(TEXT, "sum(val")
+        first = await client.text_document_inline_completion_async(inline_params(pos))
+        assert first.items[0].insert_text == "ues) * 2"
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text="ue")],
+        ))
+        typed = types.Position(line=pos.line, character=pos.character + 2)
+        started = time.perf_counter()
+        second = await client.text_document_inline_completion_async(inline_params(typed))
+        elapsed = time.perf_counter() - started
+        assert second.items[0].insert_text == "s) * 2"
+        assert second.items[0].range.start == typed
+        assert elapsed < 0.2  # a model call would take >= 8 tokens x 50 ms
+        assert (await status(client))["typedAheadHits"] == 1

@@ -1,0 +1,51 @@
+"""Baseline (c) for bench/crossfile.py: the nearest files instead of the import graph — the other files of the
+current file's directory (nearest first: same directory, then its parent), each from its top, cut to fit.
+Bench-only: the server's default path never uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from codegemma_lsp.completion import CompletionRequest
+from codegemma_lsp.context.crossfile import uri_to_path
+from codegemma_lsp.context.index import WorkspaceIndex
+from codegemma_lsp.prompt import ContextFile
+from codegemma_lsp.window import Tokenize
+
+
+class NearbyFiles:
+    def __init__(self, index: WorkspaceIndex, per_file: int = 512) -> None:
+        self.index = index
+        self.per_file = per_file
+
+    def candidates(self, current: Path) -> list[Path]:
+        out = [p for p in self.index.list_dir(current.parent) if p != current and p.suffix == current.suffix]
+        out.sort(key=lambda p: (p.name.startswith("_"), p.name))
+        parent = [p for p in self.index.list_dir(current.parent.parent) if p.suffix == current.suffix]
+        return out + sorted(parent)
+
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
+        path = uri_to_path(request.uri)
+        current = self.index.confine(path) if path else None
+        if current is None:
+            return ()
+        used = len(tokenize(f"{request.repo}\n")) + 1
+        out: list[ContextFile] = []
+        for candidate in self.candidates(current):
+            text = self.index.text(candidate)
+            if not text:
+                continue
+            rel = self.index.relative(candidate)
+            room = min(self.per_file, budget - used - len(tokenize(f"# {rel}\n")) - 2)
+            if room < 64:
+                break
+            ids: list[int] = []
+            for line in text.split("\n"):
+                line_ids = tokenize(line + "\n")
+                if len(ids) + len(line_ids) > room:
+                    break
+                ids.extend(line_ids)
+            out.append(ContextFile(rel, tuple(ids)))
+            used += len(ids) + len(tokenize(f"# {rel}\n")) + 2
+        return out

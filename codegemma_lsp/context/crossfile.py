@@ -1,0 +1,50 @@
+"""The cross-file ContextProvider the completion service calls: import graph -> ContextFile entries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import unquote, urlparse
+
+from ..completion import CompletionRequest
+from ..prompt import ContextFile
+from ..window import Tokenize
+from .graph import select_context
+from .index import WorkspaceIndex
+
+log = logging.getLogger(__name__)
+
+
+def uri_to_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("file", ""):
+        return None
+    return Path(unquote(parsed.path)) if parsed.scheme else Path(uri)
+
+
+class ImportGraphContext:
+    """Definitions the current file uses, from the files it imports, within the budget (see graph.py)."""
+
+    def __init__(self, index: WorkspaceIndex, *, max_depth: int = 2) -> None:
+        self.index = index
+        self.max_depth = max_depth
+        self.last_ms = 0.0
+
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
+        t0 = time.perf_counter()
+        path = uri_to_path(request.uri)
+        current = self.index.confine(path) if path is not None else None
+        if current is None or len(request.text) > self.index.max_bytes:
+            return ()  # a current file over the index's size limit (generated, minified) would be parsed per keystroke
+        cursor_line = request.text.count("\n", 0, request.offset)
+        try:
+            selection = select_context(self.index, current, request.text, cursor_line, budget, tokenize,
+                                       repo=request.repo, max_depth=self.max_depth)
+        except RecursionError:  # a pathological import cycle: complete without context rather than fail
+            log.warning("req=%d cross-file context gave up on %s", request.request_id, request.path)
+            return ()
+        self.last_ms = (time.perf_counter() - t0) * 1000
+        log.debug("req=%d context files=%s ms=%.1f", request.request_id, [p for p, _ in selection], self.last_ms)
+        return tuple(ContextFile(path=p, ids=ids) for p, ids in selection)

@@ -1,0 +1,172 @@
+"""Choosing, ordering and budgeting cross-file context: re-exports, dependencies first, cycles, exact budgets,
+a block that stays byte-identical while the user types, and no answer leak from the current file on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codegemma_lsp.completion import CompletionRequest
+from codegemma_lsp.context import ImportGraphContext, WorkspaceIndex
+from codegemma_lsp.window import LineTokenizer
+
+from tests.test_context_resolve import write
+
+TOKENIZE = LineTokenizer(lambda text: [ord(c) for c in text])  # one id per character: budgets are easy to reason about
+
+CORE = '''"""The core."""
+from .money import Money
+
+
+class Cart:
+    """A shopping cart."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.items: list[str] = []
+
+    def add(self, item: str, price: Money) -> None:
+        """Add an item."""
+        self.items.append(item)
+
+    def total(self) -> Money:
+        """Sum of the prices."""
+        result = Money(0)
+''' + "".join(f"        result = result + Money({i})\n" for i in range(30)) + '''        return result
+
+
+def checkout(cart: Cart) -> Money:
+    """Pay for everything in the cart."""
+    return cart.total()
+
+
+def _private_helper():
+    return 1
+'''
+MONEY = 'class Money:\n    """An amount of money."""\n\n    def __init__(self, cents: int) -> None:\n        self.cents = cents\n'
+APP = '''from shop import Cart, checkout
+
+
+def buy(owner):
+    cart = Cart(owner)
+    cart.add("apple", None)
+    total = 
+    return total
+'''
+
+
+@pytest.fixture
+def shop(tmp_path) -> Path:
+    return write(tmp_path, {
+        "src/shop/__init__.py": "from .core import Cart, checkout\n",
+        "src/shop/core.py": CORE,
+        "src/shop/money.py": MONEY,
+        "app/main.py": APP.replace("total = \n", "total = checkout(cart)  # on disk only: the answer\n"),
+    })
+
+
+def gather(root: Path, rel: str, text: str, offset: int, budget: int = 1024, index: WorkspaceIndex | None = None):
+    provider = ImportGraphContext(index or WorkspaceIndex([root]))
+    request = CompletionRequest(uri=(root / rel).as_uri(), path=rel, text=text, offset=offset, repo=root.name)
+    return provider.gather(request, budget, TOKENIZE)
+
+
+def rendered(files) -> dict[str, str]:
+    return {f.path: "".join(map(chr, f.ids)) for f in files}
+
+
+def test_definitions_used_come_from_the_defining_file_dependencies_first(shop):
+    files = gather(shop, "app/main.py", APP, APP.index("total = ") + len("total = "))
+    texts = rendered(files)
+    assert list(texts) == ["src/shop/money.py", "src/shop/core.py"]  # Money is Cart's dependency: it comes first
+    core = texts["src/shop/core.py"]
+    assert "class Cart:" in core and "def add(self, item: str, price: Money) -> None:" in core
+    assert "def checkout(cart: Cart) -> Money:" in core
+    assert "result = result + Money(29)" not in core  # a long body is elided…
+    assert "        ..." in core  # …and marked
+    assert "_private_helper" not in core  # unused definitions stay out
+    assert "on disk only" not in "".join(texts.values())  # the current file never comes from disk
+    assert "app/main.py" not in texts
+
+
+def test_budget_is_never_exceeded(shop):
+    text, offset = APP, APP.index("total = ") + len("total = ")
+    sizes = []
+    for budget in (0, 20, 60, 120, 200, 400, 800, 5000):
+        files = gather(shop, "app/main.py", text, offset, budget)
+        used = sum(len(f.ids) + len(TOKENIZE(f"# {f.path}\n")) + 2 for f in files)
+        used += len(TOKENIZE(f"{shop.name}\n")) + 1 if files else 0
+        assert used <= budget
+        sizes.append(used)
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[3] > 0
+
+
+def test_block_is_byte_identical_while_typing(shop):
+    offset = APP.index("total = ") + len("total = ")
+    first = gather(shop, "app/main.py", APP, offset)
+    index = WorkspaceIndex([shop])
+    for typed in ("c", "ch", "check", "checkout(", "checkout(ca"):
+        text = APP[:offset] + typed + APP[offset:]
+        assert gather(shop, "app/main.py", text, offset + len(typed), index=index) == first
+    # A new line in the same function: still the same block.
+    text = APP[:offset] + "0\n    x = " + APP[offset:]
+    assert gather(shop, "app/main.py", text, offset + len("0\n    x = "), index=index) == first
+
+
+def test_attribute_access_brings_the_member(tmp_path):
+    root = write(tmp_path, {"lib/core.py": CORE, "lib/money.py": MONEY, "lib/__init__.py": "",
+                            "run.py": "from lib.core import checkout\n\n\ndef go(c):\n    c.total()\n    return checkout(c)\n"})
+    text = (root / "run.py").read_text()
+    core = rendered(gather(root, "run.py", text, text.index("return")))["lib/core.py"]
+    assert "def total(self) -> Money:" in core and "class Cart:" in core
+
+
+def test_cycles_terminate_deterministically(tmp_path):
+    root = write(tmp_path, {
+        "a.py": "from b import g\n\ndef f(x: int) -> int:\n    return g(x)\n",
+        "b.py": "from a import f\n\ndef g(x: int) -> int:\n    return f(x)\n",
+        "main.py": "from a import f\nfrom b import g\n\nprint(f(1), g(2))\n\n",
+    })
+    text = (root / "main.py").read_text()
+    first = gather(root, "main.py", text, len(text))
+    assert [f.path for f in first] == ["b.py", "a.py"]  # post-order from main: a's dependency b first
+    assert gather(root, "main.py", text, len(text)) == first
+
+
+def test_open_documents_and_watched_changes(shop):
+    index = WorkspaceIndex([shop])
+    offset = APP.index("total = ") + len("total = ")
+    before = rendered(gather(shop, "app/main.py", APP, offset, index=index))["src/shop/core.py"]
+    edited = CORE.replace("def checkout(cart: Cart) -> Money:", "def checkout(cart: Cart, tip: int = 0) -> Money:")
+    index.set_open(shop / "src/shop/core.py", edited)
+    after = rendered(gather(shop, "app/main.py", APP, offset, index=index))["src/shop/core.py"]
+    assert "tip: int = 0" in after and "tip" not in before
+    index.close(shop / "src/shop/core.py")
+    (shop / "src/shop/core.py").write_text(CORE.replace("def checkout(cart: Cart)", "def checkout(cart: Cart, saved=1)"))
+    index.changed_on_disk([shop / "src/shop/core.py"], created_or_deleted=False)
+    assert "saved=1" in rendered(gather(shop, "app/main.py", APP, offset, index=index))["src/shop/core.py"]
+
+
+def test_go_package_and_test_next_to_implementation(tmp_path):
+    root = write(tmp_path, {
+        "go.mod": "module example.com/shop\n",
+        "store/store.go": "package store\n\n// New makes a store.\nfunc New(size int) *Store {\n\treturn &Store{}\n}\n",
+        "store/types.go": "package store\n\ntype Store struct {\n\tItems []string\n}\n\nfunc Unused() {}\n",
+        "cmd/main.go": 'package main\n\nimport "example.com/shop/store"\n\nfunc main() {\n\ts := store.New(3)\n\t_ = s\n}\n',
+        "tests/test_cart.py": "def test_add():\n    cart = Cart()\n",
+        "shop/cart.py": "class Cart:\n    def add(self, item):\n        return item\n",
+    })
+    text = (root / "cmd/main.go").read_text()
+    texts = rendered(gather(root, "cmd/main.go", text, text.index("_ = s")))
+    assert "func New(size int) *Store {" in texts["store/store.go"] and "// New makes a store." in texts["store/store.go"]
+    assert "type Store struct {" in texts["store/types.go"]  # the same package; small files come whole
+    text = (root / "tests/test_cart.py").read_text()
+    assert "class Cart:" in rendered(gather(root, "tests/test_cart.py", text, len(text)))["shop/cart.py"]
+
+
+def test_outside_workspace_gets_nothing(tmp_path):
+    root = write(tmp_path / "ws", {"a.py": "x = 1\n"})
+    elsewhere = write(tmp_path / "elsewhere", {"b.py": "from a import x\n"})
+    assert gather(root, "../elsewhere/b.py", "from a import x\n", 0) == ()
+    assert elsewhere.exists()

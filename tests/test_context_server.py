@@ -1,0 +1,47 @@
+"""Cross-file context end to end: the real server process on the tiny GGUF, the workspace on disk, an open
+document importing from it; `codegemma/status` says which files the prompt carried."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from tests.conftest import lsp_session, open_document, position_of, server_command, status
+from tests.test_context_resolve import write
+
+MAIN = "from shop.pricing import apply_discount\n\n\ndef checkout(total):\n    return apply_discount(total, \n"
+PRICING = 'def apply_discount(total: float, percent: float) -> float:\n    """Take percent off total."""\n    return total * (1 - percent / 100)\n'
+
+
+async def complete(client, uri: str, text: str, needle: str) -> dict:
+    await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(text, needle),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    return (await status(client))["last"]
+
+
+async def test_status_lists_the_imported_file_and_cross_file_off_turns_it_off(tiny_model, tmp_path):
+    root = write(tmp_path / "ws", {"shop/__init__.py": "", "shop/pricing.py": PRICING, "main.py": "# stale copy on disk\n"})
+    uri = (root / "main.py").as_uri()
+    options = {"context": {"maxTokens": 1000}}
+    async with lsp_session(server_command("--model", str(tiny_model)), root=root, init_options=options) as (client, _):
+        open_document(client, uri, MAIN)
+        last = await complete(client, uri, MAIN, "apply_discount(total, ")
+        assert last["contextFiles"] == ["shop/pricing.py"]
+        assert 0 < last["contextTokens"] <= 1000
+
+        # An edit to the dependency that is open in the editor wins over disk.
+        dep_uri = (root / "shop/pricing.py").as_uri()
+        open_document(client, dep_uri, PRICING.replace("percent: float", "percent: float, cap: float = 50"))
+        changed = "# edited\n" + MAIN  # a new document state, so no earlier completion is reused
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=changed)]))
+        with_open = await complete(client, uri, changed, "apply_discount(total, ")
+        assert with_open["contextFiles"] == ["shop/pricing.py"]
+        assert with_open["contextTokens"] > last["contextTokens"]
+
+    async with lsp_session(server_command("--model", str(tiny_model)), root=root,
+                           init_options={"context": {"crossFile": False}}) as (client, _):
+        open_document(client, uri, MAIN)
+        last = await complete(client, uri, MAIN, "apply_discount(total, ")
+        assert last["contextFiles"] == [] and last["contextTokens"] == 0

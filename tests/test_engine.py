@@ -1,0 +1,62 @@
+"""The llama.cpp engine on a real (tiny, generated) GGUF: KV reuse, parked per-document sessions, cancellation."""
+
+from __future__ import annotations
+
+import pytest
+
+from codegemma_lsp.engine import GenerationRequest, LlamaEngine
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return LlamaEngine(tiny_model, n_ctx=2048, n_gpu_layers=0, threads=1)
+
+
+def prompt(engine, text: str) -> tuple[int, ...]:
+    return (2, 67, *engine.tokenize(text), 69, 68)
+
+
+def request(ids, session="", max_tokens=4, **kw) -> GenerationRequest:
+    return GenerationRequest(prompt=ids, max_tokens=max_tokens, stop_ids=frozenset({1}), session=session, **kw)
+
+
+def test_repeated_prompt_reuses_all_but_one_token(engine):
+    ids = prompt(engine, "def add(a, b):\n    return a + b\n" * 20)
+    first = engine.generate(request(ids, "a"), lambda: False)
+    again = engine.generate(request(ids, "a"), lambda: False)
+    assert first.stats.evaluated_tokens == len(ids) - first.stats.reused_tokens
+    assert again.stats.reused_tokens == len(ids) - 1 and again.stats.evaluated_tokens == 1
+    assert again.text == first.text  # greedy: same prompt, same answer
+
+
+def test_switching_documents_restores_each_documents_cache(engine):
+    doc_a = prompt(engine, "class Point:\n    x: int\n    y: int\n" * 30)
+    doc_b = prompt(engine, "import os\nprint(os.getcwd())\n" * 30)
+    engine.generate(request(doc_a, "file:///a.py"), lambda: False)
+    b = engine.generate(request(doc_b, "file:///b.py"), lambda: False)
+    assert b.stats.reused_tokens < 5  # b was never seen
+    back = engine.generate(request(doc_a, "file:///a.py"), lambda: False)
+    assert back.stats.reused_tokens == len(doc_a) - 1
+    back_b = engine.generate(request(doc_b, "file:///b.py"), lambda: False)
+    assert back_b.stats.reused_tokens == len(doc_b) - 1
+
+
+def test_cancel_flag_is_polled_between_tokens(engine):
+    ids = prompt(engine, "x = 1\n")
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    result = engine.generate(request(ids, "c", max_tokens=64), cancelled)
+    assert result.stats.stop_reason == "cancelled"
+    assert result.stats.generated_tokens <= 3
+
+
+def test_stop_text_ends_generation_early(engine):
+    ids = prompt(engine, "y = 2\n")
+    result = engine.generate(request(ids, "d", max_tokens=64, stop_text=lambda text: len(text) >= 3), lambda: False)
+    assert result.stats.stop_reason == "stop_text" and len(result.text) >= 3
+    assert result.stats.generated_tokens < 64
+
