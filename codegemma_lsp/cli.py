@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .config import DEFAULT_MODEL, Config
+from .config import BACKEND_KINDS, DEFAULT_MODEL, BackendConfig, Config
 from .errors import CodegemmaError
 
 log = logging.getLogger("codegemma_lsp")
@@ -28,6 +28,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ctx-size", type=int, default=s, help="llama.cpp context size in tokens (default 4096)")
     parser.add_argument("--threads", type=int, default=s, help="CPU threads for inference (default: all cores)")
     parser.add_argument("--max-tokens", type=int, default=s, help="longest completion in tokens (default 64)")
+    parser.add_argument("--backend", metavar="URL", default=s, help="send prompts to this inference server "
+                        "(llama-server, OpenAI-compatible /v1/completions, Ollama) instead of loading a model")
+    parser.add_argument("--backend-kind", choices=BACKEND_KINDS, default=s, help="kind of server (default: detected)")
+    parser.add_argument("--backend-model", metavar="NAME", default=s, help="the server's model (default: the first "
+                        "it lists)")
+    parser.add_argument("--backend-tokenizer", metavar="GGUF", default=s, help="registry alias or .gguf path of "
+                        "the served model, to tokenize locally (default: the server's tokenizer)")
     parser.add_argument("--no-download", action="store_true", default=s, help="never download a missing model")
     parser.add_argument("--log-file", default=s, help="write logs here instead of stderr")
     parser.add_argument("--log-level", default=s, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
@@ -69,6 +76,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "threads": getattr(args, "threads", None),
         "max_tokens": getattr(args, "max_tokens", None),
     }
+    backend = {
+        "url": getattr(args, "backend", None),  # checked when connecting, with the fix in the message
+        "kind": getattr(args, "backend_kind", None),
+        "model": getattr(args, "backend_model", None),
+        "tokenizer": getattr(args, "backend_tokenizer", None),
+    }
+    values["backend"] = BackendConfig(**{k: v for k, v in backend.items() if v is not None})
     return Config(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -190,10 +204,34 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"model cache: {cache_dir()}")
     registry = load_registry()
     config = config_from_args(args)
+    if config.backend.url:
+        _doctor_backend(config)
     for spec in registry.models:
         mark = "*" if spec.alias == config.model else " "
         print(f" {mark} {spec.alias:<24} {'present' if is_present(spec) else 'not downloaded'}")
     return 0
+
+
+def _doctor_backend(config: Config) -> None:
+    """Connect as the server would, and time one tiny completion."""
+    from .completion import CompletionRequest
+    from .loader import load
+    from .remote import RemoteEngine
+
+    print(f"backend: {config.backend.url}")
+    try:
+        service = load(config, download=False).service
+        service.complete(CompletionRequest(uri="doctor", path="doctor.py", text="def add(a, b):\n    return ",
+                                           offset=26))
+    except CodegemmaError as exc:
+        print(f"  NOT USABLE: {exc}")
+        return
+    engine = service.engine
+    assert isinstance(engine, RemoteEngine)  # load() connects whenever a backend is configured
+    status = engine.status()
+    print(f"  kind {status['kind']}, model {status['model']}, context {status['nCtx']}, "
+          f"tokenizer {status['tokenizer']}, template {service.template.name}")
+    print(f"  one completion: {status['latency']['lastMs']} ms")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from .config import Config
-from .engine import Engine, GenerationRequest, GenerationStats
+from .engine import Engine, GenerationRequest, GenerationStats, PromptParts
 from .postprocess import Mode, Surroundings, decide_mode, process, stop_predicate
 from .prompt import ContextFile, build_prompt
 from .syntax import language_for
@@ -110,6 +110,7 @@ class CompletionService:
                 stop_ids=self.template.stop_ids,
                 session=request.uri,
                 stop_text=stop_predicate(where, mode, config.postprocess),
+                parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple((c.path, c.ids) for c in context)),
             ),
             cancelled,
         )

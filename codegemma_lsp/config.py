@@ -8,8 +8,10 @@ value with a message instead of breaking the server (the editor keeps working wi
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from .postprocess import DEFAULT_STEPS, STEPS
 
@@ -22,6 +24,21 @@ class ContextConfig:
 
     cross_file: bool = True
     max_tokens: int = 1024
+
+
+BACKEND_KINDS = ("auto", "llama-server", "openai", "ollama")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """A remote inference server to send prompts to instead of loading a GGUF in process (url "" = local)."""
+
+    url: str = ""
+    kind: str = "auto"  # detected from the server's endpoints unless set
+    model: str | None = None  # the server's model name; None = the one it serves (first listed)
+    api_key_env: str = "CODEGEMMA_API_KEY"  # environment variable holding the key: never the key in settings
+    tokenizer: str | None = None  # local GGUF (alias or path) whose vocabulary tokenizes; None = the server's
+    infill: bool = False  # llama-server only: let the server build the FIM prompt (/infill) from our pieces
 
 
 @dataclass(frozen=True)
@@ -37,10 +54,11 @@ class Config:
     threads: int | None = None
     context: ContextConfig = field(default_factory=ContextConfig)
     postprocess: tuple[str, ...] = DEFAULT_STEPS  # post-processing steps; () = raw model text, no early stop
+    backend: BackendConfig = field(default_factory=BackendConfig)
 
 
-# Attributes whose change requires loading the model again.
-RELOAD_ATTRS = ("model", "n_gpu_layers", "ctx_size", "threads")
+# Attributes whose change requires loading the model again (or connecting to another backend).
+RELOAD_ATTRS = ("model", "n_gpu_layers", "ctx_size", "threads", "backend")
 
 
 def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
@@ -81,6 +99,41 @@ def _steps(value: Any) -> tuple[str, ...]:
     return tuple(step for step in STEPS if step in value)
 
 
+def _url(value: Any) -> str:
+    """An http(s) URL with a host, or "" for in-process inference."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an http(s) URL or \"\", got {value!r}")
+    value = value.strip().rstrip("/")
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string or null, got {value!r}")
+    return value.strip()
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"expected an environment variable name, got {value!r}")
+    return value
+
+
 # Client key -> (path of attributes on Config, validator). The keys are a public contract: editor configs and
 # benchmarks use exactly these names.
 KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
@@ -94,6 +147,12 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "context.crossFile": (("context", "cross_file"), _bool),
     "context.maxTokens": (("context", "max_tokens"), _int_in(0, 32_768)),
     "postprocess": (("postprocess",), _steps),
+    "backend": (("backend", "url"), _url),
+    "backendKind": (("backend", "kind"), _one_of(BACKEND_KINDS)),
+    "backendModel": (("backend", "model"), _optional_str),
+    "backendApiKeyEnv": (("backend", "api_key_env"), _env_name),
+    "backendTokenizer": (("backend", "tokenizer"), _optional_str),
+    "backendInfill": (("backend", "infill"), _bool),
 }
 
 

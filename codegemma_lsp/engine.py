@@ -51,6 +51,16 @@ def _route_llama_logs(llama_cpp) -> None:
 
 
 @dataclass(frozen=True)
+class PromptParts:
+    """The prompt before the template joined it, for a backend that builds the FIM prompt itself (llama-server's
+    `/infill`); engines that take `GenerationRequest.prompt` ignore it."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    context: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (path, ids) of each cross-file context file
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate: the prompt ids, limits, and when the text is complete."""
 
@@ -60,6 +70,7 @@ class GenerationRequest:
     stop_text: Callable[[str], bool] | None = None  # True once the text generated so far is complete
     time_budget_s: float | None = None
     session: str = ""  # whose KV cache to continue (the document); others are parked in RAM, not evaluated again
+    parts: PromptParts | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class GenerationStats:
 @dataclass(frozen=True)
 class Generation:
     text: str
-    ids: tuple[int, ...]
+    ids: tuple[int, ...]  # the generated ids; empty when a remote backend streams text only
     stats: GenerationStats
 
 
@@ -138,6 +149,39 @@ def check_gguf(path: Path) -> None:
         )
 
 
+def _open_llama(llama_cpp, **kwargs):
+    """llama_cpp.Llama(**kwargs) with its logs routed to logging (see _route_llama_logs: quiet mode would
+    hijack stdout) and the metadata banner it prints to stderr kept at debug level."""
+    _route_llama_logs(llama_cpp)
+    banner = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(banner):
+            return llama_cpp.Llama(verbose=True, **kwargs)
+    finally:
+        llama_log.debug("%s", banner.getvalue())
+
+
+def _plain_ids(llm, text: str) -> list[int]:
+    """Text as text: special tokens off, no BOS. errors="replace": a lone surrogate (JSON can carry one into a
+    document) becomes "?", not a crash."""
+    return llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False, special=False)
+
+
+def _special_id(llm, lib, text: str, attrs: tuple[str, ...] = ("CONTROL", "USER_DEFINED")) -> int | None:
+    """The id of the single special token spelled `text` whose attributes include one of `attrs`, else None."""
+    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    if len(ids) != 1:
+        return None
+    mask = 0
+    for name in attrs:
+        mask |= getattr(lib, f"LLAMA_TOKEN_ATTR_{name}")
+    return ids[0] if llm._model.token_get_attr(ids[0]) & mask else None
+
+
+def _end_ids(llm) -> frozenset[int]:
+    return frozenset(t for t in (llm.token_eos(), llm._model.token_eot()) if t >= 0)
+
+
 def _decode(llm, ids: Sequence[int]) -> str:
     # A multi-byte character may be split across tokens; a trailing partial character is dropped, not mangled.
     return llm.detokenize(list(ids)).decode("utf-8", errors="ignore")
@@ -160,19 +204,16 @@ class LlamaEngine:
         import llama_cpp  # only the engine imports llama.cpp
 
         self._lib = llama_cpp
-        _route_llama_logs(llama_cpp)
-        banner = io.StringIO()  # llama-cpp-python prints metadata with print(file=sys.stderr) when verbose
         try:
-            with contextlib.redirect_stderr(banner):
-                self._llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_batch=512,
-                    n_gpu_layers=n_gpu_layers,
-                    n_threads=threads or max(1, os.cpu_count() or 1),
-                    logits_all=False,
-                    verbose=True,  # see _route_llama_logs: quiet mode would hijack stdout
-                )
+            self._llm = _open_llama(
+                llama_cpp,
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=threads or max(1, os.cpu_count() or 1),
+                logits_all=False,
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             if "llama_context" in str(exc):  # the weights loaded; the KV cache for n_ctx tokens did not fit
                 raise ModelError(
@@ -184,7 +225,6 @@ class LlamaEngine:
                 "the file may be truncated or corrupt (delete it and run `codegemma-lsp models pull ALIAS`), "
                 "or too large for memory at this --ctx-size (try a smaller --ctx-size or a smaller quantization)",
             ) from exc
-        llama_log.debug("%s", banner.getvalue())
         llm = self._llm
         self._lock = threading.Lock()
         self._session = ""
@@ -195,7 +235,7 @@ class LlamaEngine:
         bos = llm.token_bos()
         self.bos_id = bos if bos >= 0 else None
         model = llm._model
-        self.end_ids = frozenset(t for t in (llm.token_eos(), model.token_eot()) if t >= 0)
+        self.end_ids = _end_ids(llm)
         self.info = ModelInfo(
             path=str(path),
             architecture=meta.get("general.architecture", "unknown"),
@@ -210,16 +250,10 @@ class LlamaEngine:
         )
 
     def tokenize(self, text: str) -> list[int]:
-        # errors="replace": a lone surrogate (JSON can carry one into a document) becomes "?", not a crash.
-        return self._llm.tokenize(text.encode("utf-8", errors="replace"), add_bos=False, special=False)
+        return _plain_ids(self._llm, text)
 
     def special_token(self, text: str) -> int | None:
-        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) != 1:
-            return None
-        attr = self._llm._model.token_get_attr(ids[0])
-        special = self._lib.LLAMA_TOKEN_ATTR_CONTROL | self._lib.LLAMA_TOKEN_ATTR_USER_DEFINED
-        return ids[0] if attr & special else None
+        return _special_id(self._llm, self._lib, text)
 
     def _argmax_last(self) -> int:
         import numpy as np
@@ -326,3 +360,36 @@ class LlamaEngine:
         )
         return Generation(text=text, ids=tuple(out), stats=stats)
 
+
+class GgufVocab:
+    """A GGUF's vocabulary alone (no weights, loads in a fraction of a second): exact token ids for a remote
+    backend (`backendTokenizer`), without one HTTP round trip per line of a document."""
+
+    def __init__(self, path: Path) -> None:
+        check_gguf(path)
+        import llama_cpp
+
+        self._lib = llama_cpp
+        try:
+            self._llm = _open_llama(llama_cpp, model_path=str(path), vocab_only=True)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not read the vocabulary of {path}: {exc}",
+                             "point backendTokenizer at the GGUF of the model the server runs") from exc
+        self.path = path
+        bos = self._llm.token_bos()
+        self.bos_id = bos if bos >= 0 else None
+        self.end_ids = _end_ids(self._llm)
+        self.adds_bos = self._llm._model.add_bos_token()  # a server tokenizing a text prompt prepends BOS
+        self.parses_special = False
+
+    def tokenize(self, text: str) -> list[int]:
+        return _plain_ids(self._llm, text)
+
+    def special_token(self, text: str) -> int | None:
+        return _special_id(self._llm, self._lib, text)
+
+    def control_id(self, text: str) -> int | None:
+        return _special_id(self._llm, self._lib, text, ("CONTROL", "UNKNOWN"))
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._llm.detokenize(list(ids)).decode("utf-8", errors="replace")

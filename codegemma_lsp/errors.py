@@ -48,3 +48,19 @@ class GatedModel(DownloadError):
 
 class DownloadInterrupted(DownloadError):
     """The transfer stopped early; the partial file is kept so the next pull resumes it."""
+
+
+class BackendError(CodegemmaError):
+    """A remote inference server (`--backend`) failed a request or answered in a way we cannot use."""
+
+
+class BackendUnavailable(BackendError):
+    """The remote server could not be reached (refused, timed out, reset) after the retries."""
+
+
+class BackendAuthError(BackendError):
+    """The remote server refused the request (401/403): the API key is missing or wrong."""
+
+
+class EndpointMissing(BackendError):
+    """The server has no such endpoint (404/405): it is another kind of server than the one asked for."""

@@ -29,7 +29,7 @@ def llama_engine(path: Path, config: Config) -> Engine:
 @dataclass(frozen=True)
 class LoadedModel:
     service: CompletionService
-    resolved: ResolvedModel
+    resolved: ResolvedModel | None  # None: a remote backend serves the model
 
 
 def resolve_or_pull(name: str, progress: Progress, *, download: bool = True) -> ResolvedModel:
@@ -59,9 +59,24 @@ def load(
     progress: Progress = lambda message, percent: None,
     download: bool = True,
 ) -> LoadedModel:
+    if config.backend.url:
+        return _connect(config, context, progress, download)
     resolved = resolve_or_pull(config.model, progress, download=download)
     progress(f"Loading {resolved.path.name}", None)
     engine = engine_factory(resolved.path, config)
     service = CompletionService(engine, config, context)
     log.info("model %s loaded (template %s)", resolved.path, service.template.name)
     return LoadedModel(service=service, resolved=resolved)
+
+
+def _connect(config: Config, context: ContextProvider | None, progress: Progress, download: bool) -> LoadedModel:
+    """A remote backend: no local model is resolved or downloaded, except a GGUF named as its tokenizer."""
+    from .remote import connect
+
+    tokenizer = config.backend.tokenizer
+    vocab = resolve_or_pull(tokenizer, progress, download=download).path if tokenizer else None
+    progress(f"Connecting to {config.backend.url}", None)
+    engine = connect(config, vocab)
+    service = CompletionService(engine, config, context)
+    log.info("backend %s ready (template %s)", config.backend.url, service.template.name)
+    return LoadedModel(service=service, resolved=None)

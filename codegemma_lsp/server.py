@@ -28,8 +28,9 @@ from .postprocess import Mode
 from .config import Config, apply_settings, reload_needed
 from .context import ImportGraphContext, WorkspaceIndex
 from .documents import Document
-from .errors import CodegemmaError
+from .errors import BackendUnavailable, CodegemmaError
 from .loader import EngineFactory, LoadedModel, llama_engine, load
+from .remote import RemoteEngine
 from .rpc import HardenedLanguageServer
 from .typeahead import TypeAheadCache
 
@@ -77,6 +78,7 @@ class CodegemmaServer(HardenedLanguageServer):
         self.request_ids = itertools.count(1)
         self.last_latency_ms: float | None = None
         self.stale_requests = 0
+        self.backend_down = False  # told the user once; cleared by the next completion the backend serves
         self.typeahead = TypeAheadCache()
         self.context_index = WorkspaceIndex()
         self.context_provider: Any = ImportGraphContext(self.context_index)
@@ -206,11 +208,18 @@ class CodegemmaServer(HardenedLanguageServer):
         except asyncio.CancelledError:
             cancel.set()
             raise
+        except BackendUnavailable as exc:
+            if not self.backend_down:  # once per outage, not once per keystroke
+                self.backend_down = True
+                self.window_show_message(types.ShowMessageParams(
+                    type=types.MessageType.Warning, message=f"codegemma-lsp: {exc}"))
+            raise RequestFailed(str(exc)) from exc
         except CodegemmaError as exc:
             raise RequestFailed(str(exc)) from exc
         finally:
             if self.latest.get(uri) is cancel:
                 del self.latest[uri]
+        self.backend_down = False
         snapshot = cancel.request
         if completion is None or cancel.is_set() or snapshot is None:
             return None
@@ -223,14 +232,15 @@ class CodegemmaServer(HardenedLanguageServer):
         result: dict[str, Any] = {"state": self.state, "error": self.error, "version": __version__}
         config = self.config
         result["config"] = {
-            "model": config.model, "nGpuLayers": config.n_gpu_layers, "maxTokens": config.max_tokens,
+            "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers, "maxTokens": config.max_tokens,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
         }
         if loaded is None:
             return result
-        info, spec = loaded.service.engine.info, loaded.resolved.spec
+        engine = loaded.service.engine
+        info, spec = engine.info, loaded.resolved.spec if loaded.resolved else None
         result["model"] = {
             "alias": spec.alias if spec else None,
             "path": info.path,
@@ -242,12 +252,15 @@ class CodegemmaServer(HardenedLanguageServer):
             "sizeBytes": info.size_bytes,
             "nParams": info.n_params,
         }
+        remote = isinstance(engine, RemoteEngine)
         result["device"] = {
             "gpuOffloadSupported": info.gpu_offload_supported,
             "nGpuLayers": info.n_gpu_layers if info.gpu_offload_supported else 0,
-            "offload": "gpu" if info.gpu_offload_supported and info.n_gpu_layers != 0 else "cpu",
+            "offload": "remote" if remote else "gpu" if info.gpu_offload_supported and info.n_gpu_layers != 0 else "cpu",
             "nCtx": info.n_ctx,
         }
+        if isinstance(engine, RemoteEngine):
+            result["backend"] = engine.status()
         last = loaded.service.last
         if last is not None and last.stats is not None:
             s = last.stats

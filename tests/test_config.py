@@ -41,3 +41,21 @@ def test_reload_only_for_model_level_settings():
     assert reload_needed(base, apply_settings(base, {"model": "other"})[0])
     assert reload_needed(base, apply_settings(base, {"nGpuLayers": 0})[0])
     assert not reload_needed(base, apply_settings(base, {"maxTokens": 10})[0])
+
+
+def test_backend_keys_validated_and_a_backend_change_reconnects():
+    config, messages = apply_settings(Config(), {
+        "backend": " https://gpu-box.example:8443/llama/ ", "backendKind": "llama-server", "backendModel": "coder",
+        "backendApiKeyEnv": "TEAM_KEY", "backendTokenizer": "qwen2.5-coder-0.5b-q4", "backendInfill": True,
+    })
+    assert messages == []
+    b = config.backend
+    assert b.url == "https://gpu-box.example:8443/llama" and b.kind == "llama-server" and b.model == "coder"
+    assert b.api_key_env == "TEAM_KEY" and b.tokenizer == "qwen2.5-coder-0.5b-q4" and b.infill is True
+    assert reload_needed(Config(), config)
+    bad, messages = apply_settings(config, {"backend": "ftp://x", "backendKind": "vllm", "backendApiKeyEnv": "1 X",
+                                            "backendInfill": "yes"})
+    assert bad == config and len(messages) == 4
+    assert any("http:// or https://" in m for m in messages)
+    off, messages = apply_settings(config, {"backend": "", "backendModel": None})
+    assert off.backend.url == "" and off.backend.model is None and messages == []
