@@ -67,8 +67,8 @@ def main() -> int:
         (root / "inventory.py").write_text(MODULE)
         (root / "main.py").write_text(MAIN)
         model = args.model or str(write_tiny_gemma(Path(tmp) / "tiny.gguf"))
-        wire = Wire(["-m", "codegemma_lsp", "--log-level", "WARNING", "--model", model, "--no-download"],
-                    Path(tmp) / "server.log")
+        wire = Wire(["-m", "codegemma_lsp", "--log-level", "WARNING", "--model", model, "--no-download",
+                     "--threads", "1"], Path(tmp) / "server.log")
         try:
             return soak(wire, root, args, rng)
         finally:

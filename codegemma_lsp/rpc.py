@@ -102,7 +102,7 @@ class CodegemmaProtocol(LanguageServerProtocol):
                 kind = self._result_types.pop(data.get("id"), None) or JsonRPCResponseMessage
                 return self._converter.structure(data, kind)
             data.setdefault("params", None)  # JSON-RPC lets a message omit params; pygls would reject it
-            known = self.get_message_type(method) if isinstance(method, str) else None
+            known = self.get_message_type(method)
             if is_request and known is not None and "id" not in attrs.fields_dict(known):
                 return Rejected(id=msg_id, method=method, error=JsonRpcInvalidRequest(
                     f"{method} is a notification: it takes no id and gets no answer"))
@@ -116,6 +116,7 @@ class CodegemmaProtocol(LanguageServerProtocol):
             raise error from None
 
     def handle_message(self, message: Any) -> None:
+        """Answer what pygls would drop (rejected, pre-initialize, post-shutdown requests), then dispatch."""
         if isinstance(message, Rejected):
             log.warning("request %r (%.200s) rejected: %s", message.id, message.method, message.error.message)
             self._reply_error(message.id, message.error)
@@ -186,9 +187,8 @@ async def read_messages(stop: threading.Event, reader: Any, protocol: LanguageSe
 
     Any line carrying a Content-Length starts a message (any case, with or without \\r, after garbage); other
     headers are skipped; a line that is not a header voids the block it interrupted, so after garbage the next
-    well-formed message is read. A body that
-    is not JSON, or not a JSON-RPC message, is logged and skipped; requests that can be identified are answered
-    by the protocol. Returns at end of input.
+    well-formed message is read. A body that is not JSON, or not a JSON-RPC message, is logged and skipped;
+    requests that can be identified are answered by the protocol. Returns at end of input.
     """
     length: int | None = None
     while not stop.is_set():

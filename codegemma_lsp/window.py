@@ -16,8 +16,6 @@ Tokenize = Callable[[str], Sequence[int]]
 MAX_TOKEN_CHARS = 16  # no token is longer: a piece of text longer than budget * this cannot fit the budget
 
 
-
-
 class LineTokenizer:
     """Tokenizes text pieces (lines) through an LRU cache keyed by the text itself."""
 

@@ -25,7 +25,7 @@ SKIP_DIRS = frozenset({
     ".gradle", ".idea", ".vscode", "bazel-bin", "bazel-out", ".eggs", "vendor-bin", "_build", "cmake-build-debug",
 })
 MAX_BYTES = 1 << 20
-MAX_FACT_CHARS = 16 << 20  # parsed facts kept, in characters of the texts they came from
+MAX_FACT_CHARS = 4 << 20  # parsed facts kept, in characters of the texts they came from (~6 bytes each)
 MAX_WALK_FILES = 50_000
 MEMO_SECONDS = 30.0  # resolutions are remembered this long, or until a file event says the file set changed
 
