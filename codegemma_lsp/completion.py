@@ -110,7 +110,7 @@ class CompletionService:
                 stop_ids=self.template.stop_ids,
                 session=request.uri,
                 stop_text=stop_predicate(where, mode, config.postprocess),
-                parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple((c.path, c.ids) for c in context)),
+                parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
             ),
             cancelled,
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from .errors import ModelError, ModelNotFound
+from .prompt import ContextFile
 
 PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
 PARKED_SESSIONS = 4  # documents whose KV cache is kept in RAM while another one is being completed
@@ -57,7 +58,7 @@ class PromptParts:
 
     prefix: tuple[int, ...]
     suffix: tuple[int, ...]
-    context: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (path, ids) of each cross-file context file
+    context: tuple[ContextFile, ...] = ()
 
 
 @dataclass(frozen=True)

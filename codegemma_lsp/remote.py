@@ -139,7 +139,7 @@ class RemoteEngine:
         if isinstance(wire, LlamaServerWire):
             if self._infill and request.parts is not None:
                 parts = request.parts
-                extra = [InfillContext(path, self._text_of(ids)) for path, ids in parts.context]
+                extra = [InfillContext(f.path, self._text_of(f.ids)) for f in parts.context]
                 return wire.infill(parts.prefix, parts.suffix, extra, sampling)
             return wire.completion(request.prompt, sampling)
         return wire.completion(self.prompt_text(request.prompt), sampling)

@@ -232,7 +232,8 @@ class CodegemmaServer(HardenedLanguageServer):
         result: dict[str, Any] = {"state": self.state, "error": self.error, "version": __version__}
         config = self.config
         result["config"] = {
-            "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers, "maxTokens": config.max_tokens,
+            "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers,
+            "maxTokens": config.max_tokens,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
@@ -256,10 +257,10 @@ class CodegemmaServer(HardenedLanguageServer):
         result["device"] = {
             "gpuOffloadSupported": info.gpu_offload_supported,
             "nGpuLayers": info.n_gpu_layers if info.gpu_offload_supported else 0,
-            "offload": "remote" if remote else "gpu" if info.gpu_offload_supported and info.n_gpu_layers != 0 else "cpu",
+            "offload": "remote" if remote else "gpu" if info.gpu_offload_supported and info.n_gpu_layers else "cpu",
             "nCtx": info.n_ctx,
         }
-        if isinstance(engine, RemoteEngine):
+        if remote:
             result["backend"] = engine.status()
         last = loaded.service.last
         if last is not None and last.stats is not None:

@@ -12,6 +12,7 @@ from codegemma_lsp.backends import OpenAIWire, Sampling
 from codegemma_lsp.completion import CompletionRequest, CompletionService
 from codegemma_lsp.config import BackendConfig, Config
 from codegemma_lsp.engine import GenerationRequest, ModelInfo, PromptParts
+from codegemma_lsp.prompt import ContextFile
 from codegemma_lsp.errors import BackendError, ConfigError, ModelError
 from codegemma_lsp.remote import Backend, RemoteEngine, connect, detect_kind
 from codegemma_lsp.remote_vocab import ZWSP, LlamaServerVocab, neutralize
@@ -110,7 +111,7 @@ def test_infill_sends_prefix_and_suffix_ids_and_context_text(llama_server):
     engine = connect(backend(llama_server.url, infill=True))
     service = CompletionService(engine, Config(max_tokens=8))
     parts = PromptParts(prefix=tuple(engine.tokenize("a = ")), suffix=tuple(engine.tokenize("\n")),
-                        context=(("lib.py", tuple(engine.tokenize("def f(): pass\n"))),))
+                        context=(ContextFile("lib.py", tuple(engine.tokenize("def f(): pass\n"))),))
     engine.generate(GenerationRequest(prompt=(2, 300), max_tokens=8, stop_ids=service.template.stop_ids, parts=parts),
                     lambda: False)
     [body] = llama_server.bodies("/infill")
