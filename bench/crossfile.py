@@ -72,7 +72,10 @@ def sample(cases: list[dict], n: int, seed: int) -> list[dict]:
     return chosen
 
 
-async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budget: int, max_new: int) -> list[dict]:
+async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budget: int, max_new: int,
+                   sink=None) -> list[dict]:
+    """Complete every case in `mode`, one server per repository; each result is also written to `sink` (JSON
+    lines) as soon as it is known, so an interrupted run can be resumed."""
     options = {"context": {"crossFile": mode != "none", "maxTokens": budget}, "maxTokens": max_new}
     entry = str(HERE / "serve_nearby.py") if mode == "nearby" else None
     results = []
@@ -99,6 +102,9 @@ async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budge
                     "promptTokens": last.get("promptTokens", 0), "contextMs": last.get("timingsMs", {}).get("context"),
                     "wall_s": wall,
                 })
+                if sink is not None:
+                    sink.write(json.dumps(results[-1]) + "\n")
+                    sink.flush()
                 print(f"  {mode:<6} {case['id']:<28} {'EM' if got == want else '  '} es={results[-1]['es']:.2f} "
                       f"ctx={results[-1]['contextTokens']:>4} files={len(files)} {wall:.1f}s", file=sys.stderr)
     return results
@@ -279,6 +285,8 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=1024, help="context.maxTokens")
     parser.add_argument("--max-tokens", type=int, default=32, help="longest completion (the holes are single lines)")
     parser.add_argument("--out", type=Path, help="write per-case results as JSON lines")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the results already in --out and run only the (case, mode) pairs missing there")
     parser.add_argument("--timing", action="store_true", help="only time context gathering")
     parser.add_argument("--recall", action="store_true", help="only context recall on all cases (no model run)")
     parser.add_argument("--data", type=Path, default=DATA, help=f"benchmark data (default {DATA})")
@@ -292,11 +300,17 @@ def main() -> int:
         return 0
     cases = sample([json.loads(line) for line in open(DATA / "cases.jsonl")], args.cases, args.seed)
     modes = args.modes.split(",")
-    results: list[dict] = []
+    done: dict[tuple[str, str], dict] = {}
+    if args.resume and args.out and args.out.exists():
+        for line in args.out.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["id"], row["mode"])] = row
+    results = [done[(c["id"], m)] for m in modes for c in cases if (c["id"], m) in done]
+    sink = args.out.open("a" if args.resume else "w") if args.out else None
     for mode in modes:
-        results += asyncio.run(run_mode(mode, cases, args.model, args.threads, args.budget, args.max_tokens))
-        if args.out:
-            args.out.write_text("".join(json.dumps(r) + "\n" for r in results))
+        todo = [c for c in cases if (c["id"], mode) not in done]
+        print(f"{mode}: {len(cases) - len(todo)} cases from {args.out}, {len(todo)} to run", file=sys.stderr)
+        results += asyncio.run(run_mode(mode, todo, args.model, args.threads, args.budget, args.max_tokens, sink))
     print(f"\n{len(cases)} cases (seed {args.seed}), model {args.model}, context.maxTokens {args.budget}, "
           f"{args.threads} threads, maxTokens {args.max_tokens}")
     report(results, modes)

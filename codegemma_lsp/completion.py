@@ -68,6 +68,10 @@ class CompletionService:
         self._anchors: dict[str, int] = {}
         self.last: Completion | None = None
 
+    def forget(self, uri: str) -> None:
+        """A closed document's window anchor goes, so a day of opening files does not accumulate them."""
+        self._anchors.pop(uri, None)
+
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False) -> Completion:
         config = self.config
         t0 = time.perf_counter()

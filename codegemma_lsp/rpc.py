@@ -6,7 +6,9 @@ pygls 2.1 as shipped leaves gaps a hostile or buggy client falls into:
 - a request whose params do not match the LSP schema is logged and never answered, so the client waits forever;
 - requests before `initialize` crash on the missing workspace, a second `initialize` silently replaces every
   open document, and requests after `shutdown` are dropped instead of answered;
-- errors in notifications pop up a window message per message.
+- errors in notifications pop up a window message per message;
+- every step of a generator handler (all of pygls' built-in ones: didOpen, didChange, initialize ...) stores
+  its future under a fresh uuid in `_request_futures` and never removes it: one leaked future per message.
 Here the reader resynchronises on the next Content-Length header, bounds the body size, and the protocol answers
 every request it can identify (an id and a method) with a result or a JSON-RPC error. Part of the protocol edge.
 """
@@ -144,6 +146,18 @@ class CodegemmaProtocol(LanguageServerProtocol):
             self._reply_error(message.id, JsonRpcInvalidRequest(f"{method} after shutdown: only exit is accepted"))
             return
         super().handle_message(message)
+
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, args: Any = None, kwargs: Any = None) -> None:
+        """pygls' dispatch, forgetting each handler's future once it is done (pygls only does for client requests,
+        so a day of typing left a million futures behind)."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:  # a later message may reuse the id (notifications: None)
+            self._request_futures.pop(msg_id, None)
 
     def _reply_error(self, msg_id: int | str | None, error: JsonRpcException) -> None:
         self._send_response(msg_id, error=error.to_response_error())  # type: ignore[arg-type]

@@ -300,6 +300,9 @@ class CodegemmaServer(HardenedLanguageServer):
         document = None if closed else self.document(uri)
         if document is None:
             self.context_index.close(path)
+            self.typeahead.forget(uri)
+            if self.loaded is not None:
+                self.loaded.service.forget(uri)
         else:
             self.context_index.set_open(path, document.source)
 

@@ -17,7 +17,10 @@ MAX_TOKEN_CHARS = 16  # no token is longer: a piece of text longer than budget *
 
 
 class LineTokenizer:
-    """Tokenizes text pieces (lines) through an LRU cache keyed by the text itself."""
+    """Tokenizes whole lines through an LRU cache keyed by the text itself.
+
+    A piece without a trailing line break (the cursor line's head) is new at every keystroke and is tokenized
+    directly: caching it only filled the cache with dead versions, growing memory while the user typed."""
 
     def __init__(self, tokenize: Tokenize, capacity: int = 50_000, max_chars: int = 8_000_000) -> None:
         self._tokenize = tokenize
@@ -27,6 +30,8 @@ class LineTokenizer:
         self._chars = 0
 
     def __call__(self, text: str) -> tuple[int, ...]:
+        if not text.endswith("\n"):
+            return tuple(self._tokenize(text)) if text else ()
         ids = self._cache.get(text)
         if ids is None:
             ids = tuple(self._tokenize(text)) if text else ()

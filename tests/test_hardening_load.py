@@ -8,9 +8,11 @@ bench/soak.py measures memory over 10,000 real llama.cpp requests.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.hardening_engines import IDS, Wire, edges, frame
+from tests.test_hardening_positions import Harness
 
 KEYSTROKES = 1000
 LINE = "    total = compute(alpha, beta) + gamma  # a line of ordinary code\n"
@@ -68,3 +70,35 @@ def test_a_burst_of_keystrokes_is_answered_latest_wins_and_memory_stays_flat(tmp
         print(f"\nburst of {KEYSTROKES} keystrokes: peak RSS +{grown_mb:.1f} MB, never started {status['staleRequests']}")
     finally:
         wire.close()
+
+
+def test_a_day_of_messages_leaves_nothing_behind(tmp_path):
+    """Every handled message's bookkeeping goes when it is done: pygls kept one future per notification (its
+    built-in handlers are generators whose steps it files under fresh ids), the document's window anchor and
+    typed-ahead entries stayed after didClose, and each keystroke's parsed facts stayed in the shared cache."""
+    (tmp_path / "util.py").write_text("def helper(x):\n    return x\n")
+    h = Harness("utf-16", root=tmp_path)
+    try:
+        protocol = h.server.protocol
+        for n in range(3):
+            uri = (tmp_path / f"scratch{n}.py").as_uri()
+            text = "from util import helper\n\n\ndef f(x):\n    return "
+            h.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                                                               "text": text}})
+            for version in range(2, 102):
+                at = {"line": 4, "character": len("    return ") + version - 2}
+                h.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                                    "contentChanges": [{"range": {"start": at, "end": at},
+                                                                        "text": "x"}]})
+                h.run(h.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri}, "position": {
+                    "line": 4, "character": at["character"] + 1}, "context": {"triggerKind": 2}}))
+            assert len(h.server.context_index._document_facts) == 1  # context was gathered: one slot per document
+            h.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        h.run(asyncio.sleep(0.05))  # done-callbacks of the last handlers run on the loop
+        assert len(protocol._request_futures) <= 1, len(protocol._request_futures)
+        assert h.server.loaded.service._anchors == {}
+        assert h.server.typeahead._entries == {}
+        assert h.server.context_index._document_facts == {}
+        assert len(h.server.context_index._facts) == 1  # util.py from disk; no keystroke version went there
+    finally:
+        h.shutdown()

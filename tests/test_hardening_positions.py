@@ -63,7 +63,7 @@ def boundary(text: str, offset: int) -> int:
 class Harness:
     """One initialized server with a negotiated encoding; messages in as JSON bytes, responses out as JSON."""
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, encoding: str, root: Path | None = None) -> None:
         config = Config(model=hardening_engines.__file__)
         self.server = build_server(config, lambda path, cfg: EchoEngine(path, cfg))
         self.sent: list[dict[str, Any]] = []
@@ -73,7 +73,9 @@ class Harness:
         self.docs = itertools.count(1)
         init = {"capabilities": {"general": {"positionEncodings": [encoding]}},
                 "initializationOptions": {"postprocess": False, "prefixTokens": 32768, "suffixTokens": 32768,
-                                          "context": {"crossFile": False}}}
+                                          "context": {"crossFile": root is not None}}}
+        if root is not None:  # a workspace folder turns cross-file context on
+            init["rootUri"] = root.as_uri()
         result = self.run(self.request("initialize", init))
         assert result["capabilities"]["positionEncoding"] == encoding
         self.notify("initialized", {})

@@ -90,3 +90,5 @@ def test_line_tokenizer_caches_by_text():
     assert calls == ["abc\n"]
     cached("x\n"), cached("y\n"), cached("abc\n")  # evicted by capacity 2
     assert calls.count("abc\n") == 2
+    cached("    ret"), cached("    ret")  # the cursor line's head: a new text per keystroke, never kept
+    assert calls.count("    ret") == 2 and cached("    ret") == tuple(b"    ret")

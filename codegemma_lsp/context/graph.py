@@ -366,7 +366,7 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
     spec = language_of(current)
     if spec is None or budget <= 0:
         return []
-    facts = index.facts_for_text(text, spec.name)
+    facts = index.document_facts(current, text, spec.name)
     selector = Selector(index, current, facts, cursor_line, max_depth)
     selector.collect()
     packer = Packer(index, tokenize, budget, repo)

@@ -27,6 +27,7 @@ SKIP_DIRS = frozenset({
 MAX_BYTES = 1 << 20
 MAX_FACT_CHARS = 4 << 20  # parsed facts kept, in characters of the texts they came from (~6 bytes each)
 MAX_WALK_FILES = 50_000
+MAX_DOCUMENT_FACTS = 64  # documents whose latest facts are kept, one version each
 MEMO_SECONDS = 30.0  # resolutions are remembered this long, or until a file event says the file set changed
 
 
@@ -46,11 +47,11 @@ class WorkspaceIndex:
         self._disk: dict[Path, tuple[int, int, str, str]] = {}  # path -> (mtime_ns, size, digest, text)
         self._facts: OrderedDict[tuple[str, str], FileFacts] = OrderedDict()
         self._cache_size = cache_size
-        # Also bounded by text size: an open document is parsed again on every keystroke (a new content hash),
-        # and each version's facts hold its lines, so a count alone let typing grow memory without bound.
+        # Also bounded by text size: facts hold their file's lines, so a count alone does not bound memory.
         self._fact_chars: dict[tuple[str, str], int] = {}
         self._total_fact_chars = 0
         self._max_fact_chars = MAX_FACT_CHARS
+        self._document_facts: OrderedDict[Path, tuple[str, str, FileFacts]] = OrderedDict()  # (language, digest, facts)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None
         self.generation = 0  # bumped whenever the set of files may have changed
@@ -88,8 +89,10 @@ class WorkspaceIndex:
                 self.generation += 1
 
     def close(self, path: Path | str) -> None:
+        key = self._key(path)
         with self._lock:
-            if self._open.pop(self._key(path), None) is not None:
+            self._document_facts.pop(key, None)
+            if self._open.pop(key, None) is not None:
                 self.generation += 1
 
     def changed_on_disk(self, paths, *, created_or_deleted: bool = True) -> None:
@@ -235,15 +238,30 @@ class WorkspaceIndex:
         with self._lock:
             opened = self._open.get(real)
         if opened is not None:
-            return self.facts_for_text(opened, spec.name)
+            return self.document_facts(real, opened, spec.name)
         read = self._read(real)
         if read is None:
             return None
         return self._facts_cached(read[0], read[1], spec.name)
 
-    def facts_for_text(self, text: str, language: str) -> FileFacts:
+    def document_facts(self, path: Path | str, text: str, language: str) -> FileFacts:
+        """Facts of a document's current text, kept in one slot per document: every keystroke makes a new text,
+        and caching each version by content let typing push unchanged files out of the shared cache and grow
+        memory by megabytes per thousand keystrokes."""
+        key = self._key(path)
         digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
-        return self._facts_cached(digest, text, language)
+        with self._lock:
+            slot = self._document_facts.get(key)
+            if slot is not None and slot[:2] == (language, digest):
+                self._document_facts.move_to_end(key)
+                return slot[2]
+        facts = extract(text, language)
+        with self._lock:
+            self._document_facts[key] = (language, digest, facts)
+            self._document_facts.move_to_end(key)
+            while len(self._document_facts) > MAX_DOCUMENT_FACTS:
+                self._document_facts.popitem(last=False)
+        return facts
 
     def _facts_cached(self, digest: str, text: str, language: str) -> FileFacts:
         key = (language, digest)
