@@ -31,6 +31,8 @@ TYPED = "    return fib"
 # The keys every editor setup exposes (editors/README.md); the server may have more (benchmark-only ones).
 EDITOR_KEYS = ("model", "nGpuLayers", "maxTokens", "prefixTokens", "suffixTokens", "ctxSize", "threads",
                "context.crossFile", "context.maxTokens")
+# VS Code also forwards the remote-backend keys (a team's inference server; editors/vscode/README.md).
+REMOTE_KEYS = ("backend", "backendKind", "backendModel", "backendApiKeyEnv", "backendTokenizer", "backendInfill")
 RECURSION = re.compile(r"fibonacci\(\s*n\s*-\s*[12]\s*\)")
 
 
@@ -63,8 +65,8 @@ def default_of(config: Config, key: str):
 def test_settings_cover_the_server_keys_with_the_server_defaults():
     properties = manifest()["contributes"]["configuration"]["properties"]
     defaults = Config()
-    assert set(EDITOR_KEYS) <= set(KEYS)
-    for key in EDITOR_KEYS:
+    assert set(EDITOR_KEYS) | set(REMOTE_KEYS) <= set(KEYS)
+    for key in EDITOR_KEYS + REMOTE_KEYS:
         setting = properties.get(f"codegemma.{key}")
         assert setting is not None, f"codegemma.{key} is not a VS Code setting"
         assert setting["default"] == default_of(defaults, key), key
@@ -72,9 +74,9 @@ def test_settings_cover_the_server_keys_with_the_server_defaults():
     source = (EXTENSION / "src" / "settings.ts").read_text(encoding="utf-8")
     start = source.index("export const SERVER_KEYS")
     forwarded = set(re.findall(r"^\s+'?([\w.]+)'?: '[\w.]+',$", source[start: source.index("};", start)], re.M))
-    assert forwarded == set(EDITOR_KEYS)
+    assert forwarded == set(EDITOR_KEYS) | set(REMOTE_KEYS)
     client_only = {"serverPath", "serverArgs", "enable", "completionMenu", "trace.server"}
-    assert {name.removeprefix("codegemma.") for name in properties} == set(EDITOR_KEYS) | client_only
+    assert {name.removeprefix("codegemma.") for name in properties} == set(EDITOR_KEYS) | set(REMOTE_KEYS) | client_only
 
 
 def test_manifest_contributes_commands_and_uses_languageclient_10():

@@ -18,6 +18,12 @@ export interface ServerSettings {
   ctxSize: number;
   threads: number | null;
   context: { crossFile: boolean; maxTokens: number };
+  backend: string;
+  backendKind: string;
+  backendModel: string | null;
+  backendApiKeyEnv: string;
+  backendTokenizer: string | null;
+  backendInfill: boolean;
 }
 
 /** Server keys as the server names them, and the VS Code setting each one comes from (under `codegemma.`). */
@@ -31,6 +37,12 @@ export const SERVER_KEYS: Record<string, string> = {
   threads: 'threads',
   'context.crossFile': 'context.crossFile',
   'context.maxTokens': 'context.maxTokens',
+  backend: 'backend',
+  backendKind: 'backendKind',
+  backendModel: 'backendModel',
+  backendApiKeyEnv: 'backendApiKeyEnv',
+  backendTokenizer: 'backendTokenizer',
+  backendInfill: 'backendInfill',
 };
 
 /** Settings whose change needs a new server process rather than `workspace/didChangeConfiguration`. */

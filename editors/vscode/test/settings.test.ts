@@ -27,6 +27,13 @@ test('server settings nest context keys and keep only the server keys', () => {
   });
 });
 
+test('remote backend settings go to the server as flat keys; an unset model is left to the server', () => {
+  const settings = serverSettings(
+    from({ backend: 'http://gpu-box:8080', backendKind: 'llama-server', backendModel: null, backendInfill: true }),
+  );
+  assert.deepEqual(settings, { backend: 'http://gpu-box:8080', backendKind: 'llama-server', backendInfill: true });
+});
+
 test('unset settings are left to the server', () => {
   assert.deepEqual(serverSettings(from({})), {});
 });
