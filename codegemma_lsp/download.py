@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 
 from .errors import DownloadError, DownloadInterrupted, GatedModel, HashMismatch
 from .registry import ModelSpec, Source, is_present, local_path, read_sidecar, sidecar_path
+from .transport import Retry
 
 HF_ENDPOINT_ENV = "CODEGEMMA_LSP_HF_ENDPOINT"
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
@@ -448,16 +449,16 @@ def _http_once(spec: ModelSpec, source: Source, part: Path, progress: Progress) 
 
 
 def _fetch_http(spec: ModelSpec, source: Source, part: Path, progress: Progress) -> _Fetched:
-    for attempt in range(RESUME_RETRIES + 1):
+    delays = Retry(attempts=RESUME_RETRIES + 1, first_delay_s=RETRY_DELAY_S).delays()
+    while True:
         try:
             return _http_once(spec, source, part, progress)
         except DownloadInterrupted as exc:
-            if attempt == RESUME_RETRIES:
+            delay = next(delays, None)
+            if delay is None:
                 raise
-            delay = RETRY_DELAY_S * 2**attempt
             progress.note(f"{exc.message}; resuming in {delay:g}s")
             time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 # --- PyPI data-wheel chunks ----------------------------------------------------------------------------

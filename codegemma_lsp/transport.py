@@ -43,7 +43,8 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Retry:
-    """Exponential backoff on connection errors and 502/503/504; a 4xx is an answer and is never retried."""
+    """An exponential backoff schedule: attempts and the waits between them. Backends retry connection errors
+    and 502/503/504 (a 4xx is an answer, never retried); model downloads retry a dropped transfer, resuming it."""
 
     attempts: int = 4
     first_delay_s: float = 0.25
