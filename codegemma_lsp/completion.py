@@ -111,6 +111,7 @@ class CompletionService:
             GenerationRequest(
                 prompt=prompt.ids,
                 max_tokens=config.max_tokens,
+                time_budget_s=config.time_budget_ms / 1000 if config.time_budget_ms else None,
                 stop_ids=self.template.stop_ids,
                 session=request.uri,
                 stop_text=stop_predicate(where, mode, config.postprocess),

@@ -48,6 +48,7 @@ class Config:
     model: str = DEFAULT_MODEL
     n_gpu_layers: int = -1  # all layers where the build can offload (Metal/CUDA); ignored on CPU builds
     max_tokens: int = 64
+    time_budget_ms: int = 0  # generation stops this long after the request started (0 = no limit)
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     ctx_size: int = 4096
@@ -140,6 +141,7 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "model": (("model",), _nonempty_str),
     "nGpuLayers": (("n_gpu_layers",), _int_in(-1, 10_000)),
     "maxTokens": (("max_tokens",), _int_in(1, 1024)),
+    "timeBudgetMs": (("time_budget_ms",), _int_in(0, 600_000)),
     "prefixTokens": (("prefix_tokens",), _int_in(16, 32_768)),
     "suffixTokens": (("suffix_tokens",), _int_in(0, 32_768)),
     "ctxSize": (("ctx_size",), _int_in(512, 131_072)),

@@ -59,3 +59,25 @@ def test_backend_keys_validated_and_a_backend_change_reconnects():
     assert any("http:// or https://" in m for m in messages)
     off, messages = apply_settings(config, {"backend": "", "backendModel": None})
     assert off.backend.url == "" and off.backend.model is None and messages == []
+
+
+def test_time_budget_reaches_the_engine_in_seconds():
+    from pathlib import Path
+
+    from codegemma_lsp.completion import CompletionRequest, CompletionService
+    from tests.fake_engine import FakeEngine
+
+    class Recording(FakeEngine):
+        def generate(self, request, cancelled):
+            self.budgets.append(request.time_budget_s)
+            return super().generate(request, cancelled)
+
+    config, messages = apply_settings(Config(), {"timeBudgetMs": 750})
+    assert messages == [] and config.time_budget_ms == 750
+    assert apply_settings(config, {"timeBudgetMs": -1})[0].time_budget_ms == 750  # invalid: kept, with a message
+    engine = Recording(Path("fake.gguf"), config)
+    engine.budgets = []
+    request = CompletionRequest(uri="file:///a.py", path="a.py", text="x = ", offset=4)
+    CompletionService(engine, config).complete(request)
+    CompletionService(engine, Config()).complete(request)
+    assert engine.budgets == [0.75, None]  # 0 means no limit

@@ -60,3 +60,12 @@ def test_stop_text_ends_generation_early(engine):
     assert result.stats.stop_reason == "stop_text" and len(result.text) >= 3
     assert result.stats.generated_tokens < 64
 
+
+
+def test_time_budget_stops_generation_with_the_text_so_far(engine):
+    ids = prompt(engine, "z = 3\n")
+    # No stop ids: only the budget can end this before 1,500 tokens (~1 s on the tiny model, 2 ms a token at most).
+    endless = GenerationRequest(prompt=ids, max_tokens=1500, stop_ids=frozenset(), session="e", time_budget_s=0.05)
+    result = engine.generate(endless, lambda: False)
+    assert result.stats.stop_reason == "time_budget"
+    assert 0 < result.stats.generated_tokens < 1500
