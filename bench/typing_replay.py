@@ -11,12 +11,15 @@ older one). For the request made right before each pause (what the user waits fo
 - share of prompt tokens reused from the KV cache, typed-ahead hits, server RSS.
 
     .venv/bin/python bench/typing_replay.py --model qwen2.5-coder-0.5b-q4 --files 6
+    .venv/bin/python bench/typing_replay.py --serve llama-server     # the same, through a remote backend (issue 8)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import random
 import statistics
 import sys
@@ -29,6 +32,7 @@ sys.path.insert(0, str(HERE))
 from lsprotocol import types  # noqa: E402
 
 from lsp import server_command, session, status  # noqa: E402
+from servers import KINDS, serve  # noqa: E402
 
 REPOS = HERE.parent.parent / "shared" / "bench" / "crossfile" / "repos"
 CHARS_PER_S = 8.0
@@ -126,18 +130,30 @@ async def main() -> None:
     parser.add_argument("--files", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--settings", default="{}", help="initializationOptions as JSON")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--serve", choices=KINDS, help="run the model in this inference server (started here on "
+                        "loopback, same threads) and point the daemon's `backend` at it")
     args = parser.parse_args()
     import json
 
     spans = pick_spans(args.files, args.seed)
     root = REPOS
     all_samples: list[dict] = []
-    async with session(server_command("--model", args.model), root, json.loads(args.settings)) as client:
-        pid = client._server.pid
-        for n, (path, text, offset, span) in enumerate(spans):
-            all_samples += await replay(client, root, path, text, offset, span, 1 + 1000 * n)
-        final = await status(client)
-        rss = rss_mb(pid)
+    settings = json.loads(args.settings)
+    with contextlib.ExitStack() as stack:
+        if args.serve:
+            from codegemma_lsp.registry import resolve_model
+
+            model = resolve_model(args.model).path
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"typing-replay-{args.serve}.log"
+            settings["backend"] = stack.enter_context(serve(args.serve, model, args.threads, log))
+        command = server_command("--model", args.model, "--threads", str(args.threads))
+        async with session(command, root, settings) as client:
+            pid = client._server.pid
+            for n, (path, text, offset, span) in enumerate(spans):
+                all_samples += await replay(client, root, path, text, offset, span, 1 + 1000 * n)
+            final = await status(client)
+            rss = rss_mb(pid)
     latencies = [s["latency"] for s in all_samples]
     ratios, reused, prompt, hits = [], 0, 0, 0
     for s in all_samples:
@@ -152,7 +168,7 @@ async def main() -> None:
         ratios.append(s["latency"] / physical)
         reused += last["reusedTokens"]
         prompt += last["promptTokens"]
-    print(f"model {args.model}; {len(spans)} files, {sum(len(s[3]) for s in spans)} characters typed, "
+    print(f"model {args.model} ({args.serve or 'in process'}, {args.threads} threads); {len(spans)} files, {sum(len(s[3]) for s in spans)} characters typed, "
           f"{len(all_samples)} pauses")
     print(f"latency at pauses: p50 {pct(latencies, .5):.0f} ms, p95 {pct(latencies, .95):.0f} ms")
     print(f"latency / physical limit: p50 {pct(ratios, .5):.2f}, p95 {pct(ratios, .95):.2f}")
