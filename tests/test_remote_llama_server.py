@@ -8,8 +8,10 @@ closes the stream and frees the server's only slot; `/infill` works when asked f
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from codegemma_lsp.config import BackendConfig, Config
 from codegemma_lsp.engine import GenerationRequest, LlamaEngine
 from codegemma_lsp.remote import RemoteEngine, connect
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
-from tests.test_remote_openai import PROMPTS, _prompt_ids
+from tests.test_remote_openai import PROMPTS, _prompt_ids, cancel_frees_the_server
 from tests.test_stand_in import SOURCE, URI
 
 pytestmark = pytest.mark.model
@@ -42,8 +44,6 @@ def binary() -> Path:
 
 @pytest.fixture(scope="module")
 def llama_server(stand_in_model, tmp_path_factory):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -57,8 +57,6 @@ def llama_server(stand_in_model, tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
         deadline = time.monotonic() + 120
         while True:
             assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
@@ -150,23 +148,7 @@ def test_tokenizer_is_the_servers_and_matches_the_gguf(llama_server, in_process)
 
 def test_cancelling_closes_the_stream_and_frees_the_slot(llama_server):
     url, _ = llama_server
-    engine = remote(url)
-    prompt = tuple(engine.tokenize("Counting to one thousand: 1, 2, 3, 4, 5, 6, 7, 8,"))
-    seen: list[str] = []
-
-    def count(text: str) -> bool:
-        seen.append(text)
-        return False
-
-    g = engine.generate(GenerationRequest(prompt=prompt, max_tokens=400, stop_ids=frozenset(), stop_text=count),
-                        lambda: len(seen) >= 3)
-    assert g.stats.stop_reason == "cancelled" and 3 <= g.stats.generated_tokens < 10
-    per_token_s = g.stats.gen_ms / 1000 / g.stats.generated_tokens
-    left_s = (400 - g.stats.generated_tokens) * per_token_s
-    # One slot (--parallel 1): had the server kept generating the cancelled request, this one would wait for it.
-    t = time.perf_counter()
-    engine.generate(GenerationRequest(prompt=prompt[:8], max_tokens=1, stop_ids=frozenset()), lambda: False)
-    assert time.perf_counter() - t < max(1.5, left_s / 3), (time.perf_counter() - t, left_s)
+    cancel_frees_the_server(remote(url))  # one slot (--parallel 1)
 
 
 def test_infill_endpoint_when_asked(llama_server):

@@ -157,11 +157,11 @@ def _prompt_ids(service: CompletionService, text: str, offset: int) -> tuple[int
     raise AssertionError("the service never called the engine")
 
 
-def test_cancelling_closes_the_stream_and_the_server_stops_generating(openai_server, keyed):
-    url, log_path = openai_server
-    engine = remote(url)
+def cancel_frees_the_server(engine: RemoteEngine) -> None:
+    """Cancel a long generation after 3 streamed tokens; the server, working on one request at a time, must
+    answer the next one at once: had it kept generating the cancelled one, this request would wait for it."""
     prompt = tuple(engine.tokenize("Counting to one thousand: 1, 2, 3, 4, 5, 6, 7, 8,"))
-    seen: list[str] = []  # the text after each streamed token: the request is cancelled after the third
+    seen: list[str] = []  # the text after each streamed token
 
     def count(text: str) -> bool:
         seen.append(text)
@@ -172,11 +172,14 @@ def test_cancelling_closes_the_stream_and_the_server_stops_generating(openai_ser
     assert g.stats.stop_reason == "cancelled" and 3 <= g.stats.generated_tokens < 10
     per_token_s = g.stats.gen_ms / 1000 / g.stats.generated_tokens
     left_s = (400 - g.stats.generated_tokens) * per_token_s
-    # The server works on one request at a time: had it kept generating the cancelled one, this request
-    # would wait for the rest of it.
     t = time.perf_counter()
     engine.generate(GenerationRequest(prompt=prompt[:8], max_tokens=1, stop_ids=frozenset()), lambda: False)
     assert time.perf_counter() - t < max(1.5, left_s / 3), (time.perf_counter() - t, left_s)
+
+
+def test_cancelling_closes_the_stream_and_the_server_stops_generating(openai_server, keyed):
+    url, log_path = openai_server
+    cancel_frees_the_server(remote(url))
     assert "Disconnected from client" in Path(log_path).read_text(errors="replace")
 
 
