@@ -31,7 +31,7 @@ from codegemma_lsp.postprocess import Edit  # noqa: E402
 from codegemma_lsp.registry import load_registry, local_path  # noqa: E402
 from humaneval import OUT, STAND_IN, THREADS, Runner, complete, init_options, load_tasks, program, sample, server_command  # noqa: E402
 from lsp import session, status  # noqa: E402
-from servers import KINDS, serve  # noqa: E402
+from tests.servers import KINDS, serve  # noqa: E402
 
 
 async def run(label: str, options: dict[str, Any], tasks: list[dict], root: Path) -> list[dict[str, Any]]:

@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from lsprotocol import types  # noqa: E402
 
 from lsp import server_command, session, status  # noqa: E402
-from servers import KINDS, serve  # noqa: E402
+from tests.servers import KINDS, serve  # noqa: E402
 
 REPOS = HERE.parent.parent / "shared" / "bench" / "crossfile" / "repos"
 CHARS_PER_S = 8.0

@@ -8,10 +8,6 @@ closes the stream and frees the server's only slot; `/infill` works when asked f
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,18 +18,17 @@ from codegemma_lsp.config import BackendConfig, Config
 from codegemma_lsp.engine import GenerationRequest, LlamaEngine
 from codegemma_lsp.remote import RemoteEngine, connect
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
+from tests.servers import llama_server_binary, serve
 from tests.test_remote_openai import PROMPTS, _prompt_ids, cancel_frees_the_server
 from tests.test_stand_in import SOURCE, URI
 
 pytestmark = pytest.mark.model
-ROOT = Path(__file__).resolve().parents[1]
-THREADS = "2"
+THREADS = 2
 FIB_AT = SOURCE.index("        return n\n    return ") + len("        return n\n    return ")
 
 
 def binary() -> Path:
-    path = Path(subprocess.run(["bash", str(ROOT / "scripts" / "build_llama_server.sh"), "--path"], check=True,
-                               stdout=subprocess.PIPE, text=True).stdout.strip())
+    path = llama_server_binary(build=False)
     if not os.access(path, os.X_OK):
         message = f"llama-server is not built (run `bash scripts/build_llama_server.sh`; expected {path})"
         if os.environ.get("CODEGEMMA_REQUIRE_LLAMA_SERVER") == "1":
@@ -44,39 +39,14 @@ def binary() -> Path:
 
 @pytest.fixture(scope="module")
 def llama_server(stand_in_model, tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(binary()), "--model", str(stand_in_model), "--host", "127.0.0.1", "--port", str(port),
-             "--threads", THREADS, "--threads-batch", THREADS, "--ctx-size", "4096", "--parallel", "1",
-             "--no-webui"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "llama-server was not ready in 120 s"
-            time.sleep(0.3)
+    with serve("llama-server", stand_in_model, THREADS, log_path, binary=binary()) as url:
         yield url, log_path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def in_process(stand_in_model) -> LlamaEngine:
-    return LlamaEngine(stand_in_model, n_ctx=4096, n_gpu_layers=0, threads=int(THREADS))
+    return LlamaEngine(stand_in_model, n_ctx=4096, n_gpu_layers=0, threads=THREADS)
 
 
 def remote(url: str, **kw) -> RemoteEngine:
