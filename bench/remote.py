@@ -49,7 +49,8 @@ async def run(label: str, options: dict[str, Any], tasks: list[dict], root: Path
             ms = (time.perf_counter() - started) * 1000
             last = (await status(client)).get("last", {})
             records.append({"task": task, "text": got["text"], "replace": got["replace"], "ms": ms,
-                            "raw": last.get("raw", ""), "generated": last.get("generatedTokens")})
+                            "raw": last.get("raw", ""), "generated": last.get("generatedTokens"),
+                            "prompt": last.get("promptTokens")})
             print(f"  {k + 1}/{len(tasks)} {task['task_id']}: {ms:.0f} ms", flush=True)
     return records
 
