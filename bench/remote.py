@@ -83,8 +83,9 @@ def main() -> None:
                 f"   mean {statistics.mean(ms):7.0f} ms")
         if records is not local:
             same = sum(a["raw"] == b["raw"] for a, b in zip(local, records))
-            line += (f"   latency / in-process: median x{statistics.median(ms) / statistics.median(r['ms'] for r in local):.2f},"
-                     f" mean x{statistics.mean(ms) / statistics.mean(r['ms'] for r in local):.2f};"
+            local_ms = [r["ms"] for r in local]
+            line += (f"   latency / in-process: median x{statistics.median(ms) / statistics.median(local_ms):.2f},"
+                     f" mean x{statistics.mean(ms) / statistics.mean(local_ms):.2f};"
                      f" raw text equal {same}/{len(tasks)}")
         print(line)
 

@@ -44,9 +44,10 @@ def main() -> None:
         options = {**init_options(STAND_IN, args.max_tokens, raw=False), "suffixTokens": budget}
         records = asyncio.run(run(f"suffix{budget}", options, tasks, root))
         passed = runner.passes([program(r["task"], Edit(r["text"], r["replace"])) for r in records])
+        prompt = statistics.mean(r["prompt"] or 0 for r in records)
+        ms = statistics.median(r["ms"] for r in records)
         print(f"  suffixTokens {budget:>4}: pass@1 {100 * sum(passed) / len(tasks):6.2f}%   prompt tokens mean "
-              f"{statistics.mean(r['prompt'] or 0 for r in records):6.0f}   median {statistics.median(r['ms'] for r in records):6.0f} ms",
-              flush=True)
+              f"{prompt:6.0f}   median {ms:6.0f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ctx-size", type=int, default=s, help="llama.cpp context size in tokens (default 4096)")
     parser.add_argument("--threads", type=int, default=s, help="CPU threads for inference (default: all cores)")
     parser.add_argument("--max-tokens", type=int, default=s, help="longest completion in tokens (default 64)")
-    parser.add_argument("--time-budget-ms", type=int, default=s, help="stop generating this long after a request "
-                        "arrives; the text so far is shown (default 0: no limit)")
+    parser.add_argument("--time-budget-ms", type=int, default=s, help="stop generating this long after the model "
+                        "starts on a request; the text so far is shown (default 0: no limit)")
     parser.add_argument("--backend", metavar="URL", default=s, help="send prompts to this inference server "
                         "(llama-server, OpenAI-compatible /v1/completions, Ollama) instead of loading a model")
     parser.add_argument("--backend-kind", choices=BACKEND_KINDS, default=s, help="kind of server (default: detected)")

@@ -48,7 +48,7 @@ class Config:
     model: str = DEFAULT_MODEL
     n_gpu_layers: int = -1  # all layers where the build can offload (Metal/CUDA); ignored on CPU builds
     max_tokens: int = 64
-    time_budget_ms: int = 0  # generation stops this long after the request started (0 = no limit)
+    time_budget_ms: int = 0  # generation stops this long after the model started on a request (0 = no limit)
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     ctx_size: int = 4096

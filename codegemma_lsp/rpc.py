@@ -148,8 +148,8 @@ class CodegemmaProtocol(LanguageServerProtocol):
         super().handle_message(message)
 
     def _execute_handler(self, msg_id: Any, handler: Any, callback: Any, args: Any = None, kwargs: Any = None) -> None:
-        """pygls' dispatch, forgetting each handler's future once it is done (pygls only does for client requests,
-        so a day of typing left a million futures behind)."""
+        """pygls' dispatch, forgetting each handler's future once it is done (pygls only does so for client
+        requests, and kept one future per notification for the life of the process)."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
         future = self._request_futures.get(msg_id)
         if future is not None:
