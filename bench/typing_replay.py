@@ -169,8 +169,8 @@ async def main() -> None:
         ratios.append(s["latency"] / physical)
         reused += last["reusedTokens"]
         prompt += last["promptTokens"]
-    print(f"model {args.model} ({args.serve or 'in process'}, {args.threads} threads); {len(spans)} files, {sum(len(s[3]) for s in spans)} characters typed, "
-          f"{len(all_samples)} pauses")
+    print(f"model {args.model} ({args.serve or 'in process'}, {args.threads} threads); {len(spans)} files, "
+          f"{sum(len(s[3]) for s in spans)} characters typed, {len(all_samples)} pauses")
     print(f"latency at pauses: p50 {pct(latencies, .5):.0f} ms, p95 {pct(latencies, .95):.0f} ms")
     print(f"latency / physical limit: p50 {pct(ratios, .5):.2f}, p95 {pct(ratios, .95):.2f}")
     print(f"prompt tokens reused from the KV cache at pauses: {100 * reused / max(prompt, 1):.1f}%")

@@ -233,7 +233,7 @@ class CodegemmaServer(HardenedLanguageServer):
         config = self.config
         result["config"] = {
             "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers,
-            "maxTokens": config.max_tokens,
+            "maxTokens": config.max_tokens, "timeBudgetMs": config.time_budget_ms,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),

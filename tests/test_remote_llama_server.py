@@ -14,16 +14,15 @@ import pytest
 from lsprotocol import types
 
 from codegemma_lsp.completion import CompletionRequest, CompletionService
-from codegemma_lsp.config import BackendConfig, Config
-from codegemma_lsp.engine import GenerationRequest, LlamaEngine
-from codegemma_lsp.remote import RemoteEngine, connect
+from codegemma_lsp.config import Config
+from codegemma_lsp.engine import GenerationRequest
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
 from tests.servers import llama_server_binary, serve
-from tests.test_remote_openai import PROMPTS, _prompt_ids, cancel_frees_the_server
+from tests.test_remote_openai import (  # noqa: F401 (in_process is a fixture)
+    PROMPTS, THREADS, _prompt_ids, cancel_frees_the_server, in_process, remote)
 from tests.test_stand_in import SOURCE, URI
 
 pytestmark = pytest.mark.model
-THREADS = 2
 FIB_AT = SOURCE.index("        return n\n    return ") + len("        return n\n    return ")
 
 
@@ -42,15 +41,6 @@ def llama_server(stand_in_model, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     with serve("llama-server", stand_in_model, THREADS, log_path, binary=binary()) as url:
         yield url, log_path
-
-
-@pytest.fixture(scope="module")
-def in_process(stand_in_model) -> LlamaEngine:
-    return LlamaEngine(stand_in_model, n_ctx=4096, n_gpu_layers=0, threads=THREADS)
-
-
-def remote(url: str, **kw) -> RemoteEngine:
-    return connect(Config(backend=BackendConfig(url=url, **kw)))
 
 
 def inline(uri: str, pos: types.Position) -> types.InlineCompletionParams:
