@@ -8,7 +8,8 @@ pygls 2.1 as shipped leaves gaps a hostile or buggy client falls into:
   open document, and requests after `shutdown` are dropped instead of answered;
 - errors in notifications pop up a window message per message;
 - every step of a generator handler (all of pygls' built-in ones: didOpen, didChange, initialize ...) stores
-  its future under a fresh uuid in `_request_futures` and never removes it: one leaked future per message.
+  its future under a fresh uuid in `_request_futures` and never removes it: one leaked future per message;
+- `shutdown` iterates `_request_futures` while handlers on worker threads change it, and may fail.
 Here the reader resynchronises on the next Content-Length header, bounds the body size, and the protocol answers
 every request it can identify (an id and a method) with a result or a JSON-RPC error. Part of the protocol edge.
 """
@@ -186,6 +187,18 @@ class CodegemmaProtocol(LanguageServerProtocol):
             built.root_uri, self._server._text_document_sync_kind, params.workspace_folders or [],
             built.position_encoding,
         )
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls' shutdown, cancelling over a copy of the pending futures: handlers finishing on worker threads
+        remove theirs meanwhile (`_forget_future`), and iterating the live dict failed the shutdown request."""
+        if (handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield handler, args, None
+        current = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()
+        self._shutdown = True
 
     @lsp_method(types.INITIALIZED)
     def lsp_initialized(self, *args: Any) -> Generator[Any, Any, None]:

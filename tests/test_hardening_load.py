@@ -9,6 +9,7 @@ bench/soak.py measures memory over 10,000 real llama.cpp requests.)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 
 from tests.hardening_engines import IDS, Wire, edges, frame
@@ -100,5 +101,21 @@ def test_a_day_of_messages_leaves_nothing_behind(tmp_path):
         assert h.server.typeahead._entries == {}
         assert h.server.context_index._document_facts == {}
         assert len(h.server.context_index._facts) == 1  # util.py from disk; no keystroke version went there
+    finally:
+        h.shutdown()
+
+
+def test_shutdown_survives_handlers_finishing_meanwhile():
+    """A handler that finishes on a worker thread removes its future while `shutdown` cancels the others: the
+    shutdown request is still answered with null (pygls iterated the live dict and failed it now and then)."""
+    h = Harness("utf-16")
+    try:
+        futures = h.server.protocol._request_futures
+        finishing = concurrent.futures.Future()
+        pending = concurrent.futures.Future()
+        finishing.add_done_callback(lambda _: futures.pop("other", None))  # as `_forget_future` on a worker
+        futures.update(first=finishing, other=pending)
+        assert h.run(h.request("shutdown", None)) is None
+        assert finishing.cancelled() and "other" not in futures
     finally:
         h.shutdown()
