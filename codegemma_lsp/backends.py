@@ -51,6 +51,7 @@ class Sampling:
     stop: tuple[str, ...]  # control-token texts that end the completion, for servers that see text
     model: str | None
     n_ctx: int
+    cache: bool = True  # llama-server keeps the common prompt prefix in its KV cache (`cache_prompt`)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class LlamaServerWire:
     @staticmethod
     def _common(sampling: Sampling) -> dict[str, Any]:
         return {
-            "n_predict": sampling.max_tokens, "stream": True, "cache_prompt": True, "return_tokens": True,
-            "timings_per_token": True, "temperature": 0.0, "top_k": 1, "repeat_penalty": 1.0,
+            "n_predict": sampling.max_tokens, "stream": True, "cache_prompt": sampling.cache,
+            "return_tokens": True, "timings_per_token": True, "temperature": 0.0, "top_k": 1, "repeat_penalty": 1.0,
         }
 
     def completion(self, prompt: Sequence[int], sampling: Sampling) -> tuple[str, dict[str, Any]]:

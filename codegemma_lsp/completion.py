@@ -104,6 +104,7 @@ class CompletionService:
             suffix_ids=window.suffix_ids,
             context=context,
             repo=request.repo,
+            layout=config.fim_layout,
         )
         t3 = time.perf_counter()
 
@@ -114,6 +115,7 @@ class CompletionService:
                 time_budget_s=config.time_budget_ms / 1000 if config.time_budget_ms else None,
                 stop_ids=self.template.stop_ids,
                 session=request.uri,
+                reuse=config.kv_reuse,
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
             ),

@@ -26,6 +26,7 @@ class ContextConfig:
     max_tokens: int = 1024
 
 
+FIM_LAYOUTS = ("psm", "spm")
 BACKEND_KINDS = ("auto", "llama-server", "openai", "ollama")
 
 
@@ -51,6 +52,8 @@ class Config:
     time_budget_ms: int = 0  # generation stops this long after the model started on a request (0 = no limit)
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
+    kv_reuse: bool = True  # False: every request evaluates its whole prompt (a baseline; a suspected stale cache)
+    fim_layout: str = "spm"  # suffix before prefix, so typing forward only appends ("psm": prefix first)
     ctx_size: int = 4096
     threads: int | None = None
     context: ContextConfig = field(default_factory=ContextConfig)
@@ -144,6 +147,8 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "timeBudgetMs": (("time_budget_ms",), _int_in(0, 600_000)),
     "prefixTokens": (("prefix_tokens",), _int_in(16, 32_768)),
     "suffixTokens": (("suffix_tokens",), _int_in(0, 32_768)),
+    "fimLayout": (("fim_layout",), _one_of(FIM_LAYOUTS)),
+    "kvReuse": (("kv_reuse",), _bool),
     "ctxSize": (("ctx_size",), _int_in(512, 131_072)),
     "threads": (("threads",), _threads),
     "context.crossFile": (("context", "cross_file"), _bool),

@@ -71,6 +71,7 @@ class GenerationRequest:
     stop_text: Callable[[str], bool] | None = None  # True once the text generated so far is complete
     time_budget_s: float | None = None
     session: str = ""  # whose KV cache to continue (the document); others are parked in RAM, not evaluated again
+    reuse: bool = True  # False: evaluate the whole prompt, nothing kept from the KV cache (a benchmark baseline)
     parts: PromptParts | None = None
 
 
@@ -230,7 +231,6 @@ class LlamaEngine:
         self._lock = threading.Lock()
         self._session = ""
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
-        self._prompt_len = 0  # KV cells [0, _prompt_len) hold the last prompt; later cells its completion
         self._n_vocab = llm.n_vocab()
         meta = llm.metadata
         bos = llm.token_bos()
@@ -273,8 +273,6 @@ class LlamaEngine:
             return
         llm, lib, ctx = self._llm, self._lib, self._llm._ctx.ctx
         if self._session and llm.n_tokens > 0:
-            llm._ctx.kv_cache_seq_rm(0, self._prompt_len, -1)
-            llm.n_tokens = min(llm.n_tokens, self._prompt_len)
             size = lib.llama_state_seq_get_size(ctx, 0)
             data = (ctypes.c_uint8 * size)()
             written = lib.llama_state_seq_get_data(ctx, data, size, 0)
@@ -289,7 +287,6 @@ class LlamaEngine:
                 llm.n_tokens = len(parked.tokens)
             else:
                 llm.n_tokens = 0
-        self._prompt_len = llm.n_tokens
         self._session = session
 
     def _decode_at(self, tokens: Sequence[int], pos: int, cancelled: Callable[[], bool]) -> int:
@@ -316,15 +313,14 @@ class LlamaEngine:
         started = time.perf_counter()
         deadline = started + request.time_budget_s if request.time_budget_s else None
 
-        # Cells after the last prompt are the previous completion's: never part of a new prompt.
-        llm._ctx.kv_cache_seq_rm(0, self._prompt_len, -1)
-        llm.n_tokens = min(llm.n_tokens, self._prompt_len)
+        # The cache holds the last prompt and the completion generated after it: in the suffix-prefix-middle
+        # layout the completion continues the prefix, so typing what the ghost text showed reuses its cells too.
         cached = llm.input_ids[: llm.n_tokens].tolist()
-        reused = min(common_prefix_len(cached, prompt), len(prompt) - 1)  # evaluate >= 1 token for logits
+        reused = min(common_prefix_len(cached, prompt), len(prompt) - 1) if request.reuse else 0  # >= 1 for logits
         llm._ctx.kv_cache_seq_rm(0, reused, -1)
         evaluated = self._decode_at(prompt[reused:], reused, cancelled)
         llm.input_ids[reused : reused + evaluated] = prompt[reused : reused + evaluated]
-        llm.n_tokens = self._prompt_len = reused + evaluated
+        llm.n_tokens = reused + evaluated
         stop_reason = "" if llm.n_tokens == len(prompt) else "cancelled"
         eval_done = time.perf_counter()
 

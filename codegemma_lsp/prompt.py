@@ -2,7 +2,8 @@
 
 Document text is only ever tokenized as plain text (special tokens off) and control tokens are inserted by
 id, so a file that contains `<|fim_middle|>` cannot inject a control token. Stable parts come first (BOS, repo
-header, context files, path line), so while the user types only the tail of the prompt changes.
+header, context files, path line), so while the user types only the tail of the prompt changes; in the
+suffix-prefix-middle layout the suffix goes before the prefix too, so typing forward only appends.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def build_prompt(
     suffix_ids: Sequence[int],
     context: Sequence[ContextFile] = (),
     repo: str = "",
+    layout: str = "psm",
 ) -> Prompt:
-    """Assemble the FIM prompt: [BOS] [repo header, context files] current-file pieces."""
+    """Assemble the FIM prompt: [BOS] [repo header, context files] current-file pieces, in `layout` order when
+    the template declares it (else prefix-suffix-middle)."""
     spec = template.spec
+    order = spec.layout(layout)[1]
     values = {"path": path, "repo": repo}
     ids: list[int] = [template.bos_id] if template.bos_id is not None else []
     if context:
@@ -68,6 +72,6 @@ def build_prompt(
         for entry in context:
             ids += _render(spec.file, template, tokenize, {**values, "path": entry.path}, {"{content}": entry.ids})
     context_tokens = len(ids) - (1 if template.bos_id is not None else 0)
-    pieces = spec.current if context else spec.standalone
+    pieces = order.current if context else order.standalone
     ids += _render(pieces, template, tokenize, values, {"{prefix}": prefix_ids, "{suffix}": suffix_ids})
     return Prompt(ids=tuple(ids), context_tokens=context_tokens, context_paths=tuple(c.path for c in context))

@@ -152,7 +152,8 @@ class RemoteEngine:
                              "a larger context")
         max_tokens = min(request.max_tokens, n_ctx - len(request.prompt))
         stop = tuple(self._controls[i] for i in sorted(request.stop_ids) if i in self._controls)
-        sampling = Sampling(max_tokens=max_tokens, stop=stop, model=self.backend.model, n_ctx=n_ctx)
+        sampling = Sampling(max_tokens=max_tokens, stop=stop, model=self.backend.model, n_ctx=n_ctx,
+                            cache=request.reuse)
         started = time.perf_counter()
         try:
             path, body = self._request(request, sampling)

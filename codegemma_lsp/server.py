@@ -235,6 +235,7 @@ class CodegemmaServer(HardenedLanguageServer):
             "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers,
             "maxTokens": config.max_tokens, "timeBudgetMs": config.time_budget_ms,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
+            "fimLayout": config.fim_layout, "kvReuse": config.kv_reuse,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
         }
@@ -248,6 +249,7 @@ class CodegemmaServer(HardenedLanguageServer):
             "family": spec.family if spec else loaded.service.template.name,
             "quantization": spec.quantization if spec else info.file_type,
             "template": loaded.service.template.name,
+            "layout": loaded.service.template.spec.layout(config.fim_layout)[0],  # "psm" where not declared
             "architecture": info.architecture,
             "name": info.name,
             "sizeBytes": info.size_bytes,

@@ -18,6 +18,19 @@ SLOTS = ("{prefix}", "{suffix}", "{content}")
 
 
 @dataclass(frozen=True)
+class Layout:
+    """The pieces of the file being completed, with and without context files before it."""
+
+    current: tuple[str, ...]
+    standalone: tuple[str, ...]
+
+
+def _layout(raw: Mapping) -> Layout:
+    current = tuple(raw["current"])
+    return Layout(current, tuple(raw.get("standalone", current)))
+
+
+@dataclass(frozen=True)
 class TemplateSpec:
     """One family's prompt layout, as written in templates.toml."""
 
@@ -31,6 +44,14 @@ class TemplateSpec:
     file: tuple[str, ...]
     current: tuple[str, ...]
     standalone: tuple[str, ...]
+    layouts: Mapping[str, Layout] = field(default_factory=dict)  # other orders than "psm", e.g. "spm"
+
+    def layout(self, name: str) -> tuple[str, Layout]:
+        """(effective name, pieces) of layout `name`: a template that does not declare it gets "psm", the
+        order every FIM model was trained with (`current`/`standalone`)."""
+        if name in self.layouts:
+            return name, self.layouts[name]
+        return "psm", Layout(self.current, self.standalone)
 
 
 @dataclass(frozen=True)
@@ -52,7 +73,7 @@ class FimTemplate:
 
 
 def _spec(raw: Mapping) -> TemplateSpec:
-    current = tuple(raw["current"])
+    psm = _layout(raw)
     return TemplateSpec(
         name=raw["name"],
         description=raw.get("description", ""),
@@ -62,8 +83,9 @@ def _spec(raw: Mapping) -> TemplateSpec:
         bos=bool(raw.get("bos", False)),
         repo=tuple(raw.get("repo", ())),
         file=tuple(raw.get("file", ())),
-        current=current,
-        standalone=tuple(raw.get("standalone", current)),
+        current=psm.current,
+        standalone=psm.standalone,
+        layouts={name: _layout(pieces) for name, pieces in raw.get("layouts", {}).items()},
     )
 
 

@@ -49,10 +49,12 @@ def _text(ids: list[int]) -> str:
 
 
 def split_prompt(prompt: tuple[int, ...]) -> tuple[str, str]:
-    """(prefix, suffix) of the current file in a codegemma-layout prompt."""
+    """(prefix, suffix) of the current file in a codegemma-template prompt, PSM or SPM layout."""
     p = len(prompt) - 1 - prompt[::-1].index(CONTROLS["<|fim_prefix|>"])
     s = prompt.index(CONTROLS["<|fim_suffix|>"], p)
     m = prompt.index(CONTROLS["<|fim_middle|>"], s)
+    if s == p + 1:  # SPM: <pre><suf>suffix<mid>prefix
+        return _text(list(prompt[m + 1 :])), _text(list(prompt[s + 1 : m]))
     return _text(list(prompt[p + 1 : s])), _text(list(prompt[s + 1 : m]))
 
 

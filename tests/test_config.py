@@ -30,6 +30,13 @@ def test_invalid_values_keep_current_value_with_a_message():
     assert any("bogus" in m for m in messages) and any("maxTokens" in m for m in messages)
 
 
+def test_fim_layout_is_psm_or_spm():
+    assert Config().fim_layout == "spm"
+    assert apply_settings(Config(), {"fimLayout": "psm"}) == (Config(fim_layout="psm"), [])
+    config, messages = apply_settings(Config(), {"fimLayout": "mps"})
+    assert config == Config() and "psm, spm" in messages[0]
+
+
 def test_non_object_settings():
     config, messages = apply_settings(Config(), ["model"])
     assert config == Config() and messages

@@ -29,8 +29,8 @@ E2E = EXTENSION / "e2e"
 VSIX = EXTENSION / "codegemma-lsp.vsix"
 TYPED = "    return fib"
 # The keys every editor setup exposes (editors/README.md); the server may have more (benchmark-only ones).
-EDITOR_KEYS = ("model", "nGpuLayers", "maxTokens", "prefixTokens", "suffixTokens", "ctxSize", "threads",
-               "context.crossFile", "context.maxTokens")
+EDITOR_KEYS = ("model", "nGpuLayers", "maxTokens", "timeBudgetMs", "prefixTokens", "suffixTokens", "fimLayout",
+               "ctxSize", "threads", "context.crossFile", "context.maxTokens")
 # VS Code also forwards the remote-backend keys (a team's inference server; editors/vscode/README.md).
 REMOTE_KEYS = ("backend", "backendKind", "backendModel", "backendApiKeyEnv", "backendTokenizer", "backendInfill")
 RECURSION = re.compile(r"fibonacci\(\s*n\s*-\s*[12]\s*\)")

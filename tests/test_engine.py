@@ -29,6 +29,24 @@ def test_repeated_prompt_reuses_all_but_one_token(engine):
     assert again.text == first.text  # greedy: same prompt, same answer
 
 
+def test_typing_what_was_generated_reuses_the_generated_cells(engine):
+    ids = prompt(engine, "def sub(a, b):\n    return a - b\n" * 10)[:-2]  # ends in the prefix, as in SPM
+    endless = GenerationRequest(prompt=ids, max_tokens=6, stop_ids=frozenset(), session="g")
+    first = engine.generate(endless, lambda: False)
+    assert len(first.ids) == 6
+    typed = ids + first.ids[:3]
+    again = engine.generate(request(typed, "g"), lambda: False)
+    assert again.stats.reused_tokens == len(typed) - 1 and again.stats.evaluated_tokens == 1
+
+
+def test_reuse_off_evaluates_the_whole_prompt_with_the_same_answer(engine):
+    ids = prompt(engine, "def mul(a, b):\n    return a * b\n" * 20)
+    warm = engine.generate(request(ids, "r"), lambda: False)
+    cold = engine.generate(request(ids, "r", reuse=False), lambda: False)
+    assert cold.stats.reused_tokens == 0 and cold.stats.evaluated_tokens == len(ids)
+    assert cold.text == warm.text
+
+
 def test_switching_documents_restores_each_documents_cache(engine):
     doc_a = prompt(engine, "class Point:\n    x: int\n    y: int\n" * 30)
     doc_b = prompt(engine, "import os\nprint(os.getcwd())\n" * 30)

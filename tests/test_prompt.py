@@ -43,8 +43,10 @@ def test_every_template_has_required_controls_and_valid_pieces():
         for piece in spec.repo + spec.file + spec.current + spec.standalone:
             if piece.startswith("@"):
                 assert piece[1:] in spec.controls, (spec.name, piece)
-        pieces = spec.current if spec.name != "codestral" else spec.current
-        assert "{prefix}" in pieces and "{suffix}" in pieces
+        for layout in (spec.layout("psm")[1], *spec.layouts.values()):
+            for pieces in (layout.current, layout.standalone):
+                assert pieces.count("{prefix}") == 1 and pieces.count("{suffix}") == 1, spec.name
+                assert all(p[1:] in spec.controls for p in pieces if p.startswith("@")), (spec.name, pieces)
 
 
 def test_codegemma_prompt_exact_ids():
@@ -75,6 +77,32 @@ def test_qwen_standalone_and_repo_layouts():
                         context=[ContextFile("b.py", (5,))])
     assert list(repo.ids) == ([151663] + text_ids("proj\n") + [151664] + text_ids("b.py\n") + [5] + text_ids("\n")
                               + [151664] + text_ids("a.py\n") + [151659, 1, 151661, 2, 151660])
+
+
+def test_spm_puts_the_suffix_first_so_typing_forward_only_appends():
+    t = detect_template(GEMMA.get, bos_id=2, end_ids=frozenset({1}))
+    ctx = [ContextFile("pkg/util.py", tuple(text_ids("def helper(): ...")))]
+
+    def spm(prefix: str) -> list[int]:
+        return list(build_prompt(t, text_ids, path="pkg/main.py", prefix_ids=text_ids(prefix),
+                                 suffix_ids=text_ids("\nprint(x)\n"), context=ctx, layout="spm").ids)
+
+    head = [2] + text_ids("pkg/util.py\n") + text_ids("def helper(): ...") + [70] + text_ids("pkg/main.py\n")
+    assert spm("x = hel") == head + [67, 69] + text_ids("\nprint(x)\n") + [68] + text_ids("x = hel")
+    before, after = spm("x = hel"), spm("x = help")
+    assert after[: len(before)] == before  # the prompt only grew: a keystroke evaluates just its new tokens
+
+
+def test_a_layout_a_template_does_not_declare_falls_back_to_psm():
+    deepseek = {"<｜fim▁begin｜>": 10, "<｜fim▁hole｜>": 11, "<｜fim▁end｜>": 12}
+    t = detect_template(deepseek.get, bos_id=1, end_ids=frozenset({2}))
+    assert t.spec.layout("spm")[0] == "psm"
+    same = [build_prompt(t, text_ids, path="a.py", prefix_ids=[5], suffix_ids=[6], layout=name).ids
+            for name in ("psm", "spm")]
+    assert same[0] == same[1] == (1, 10, 5, 11, 6, 12)
+    qwen = detect_template(QWEN.get, bos_id=None, end_ids=frozenset({151643}))
+    alone = build_prompt(qwen, text_ids, path="a.py", prefix_ids=[1], suffix_ids=[2], layout="spm")
+    assert list(alone.ids) == [151659, 151661, 2, 151660, 1]
 
 
 def test_control_strings_in_document_text_never_become_control_ids():

@@ -42,8 +42,12 @@ def test_llama_server_is_detected_and_gets_our_exact_ids_with_cache_prompt(llama
     text = "def inc(value):\n    return \n"
     result = service.complete(CompletionRequest(uri="file:///a.py", path="a.py", text=text, offset=text.index("\n", 16)))
     [body] = llama_server.bodies("/completion")
-    assert body["prompt"][0] == CONTROLS["<bos>"] and body["prompt"][-1] == CONTROLS["<|fim_middle|>"]
-    assert byte_text(body["prompt"]).startswith("a.py\ndef inc(value):\n    return ")
+    # The default SPM layout: <bos>a.py\n<pre><suf>suffix<mid>prefix, control tokens as ids.
+    controls = [CONTROLS["<|fim_prefix|>"], CONTROLS["<|fim_suffix|>"]]
+    assert body["prompt"][0] == CONTROLS["<bos>"] and controls[0] in body["prompt"]
+    head = byte_text(body["prompt"][1:]).split("\n", 1)[0]
+    assert head == "a.py" and body["prompt"][len(head) + 2: len(head) + 4] == controls
+    assert byte_text(body["prompt"]).endswith("def inc(value):\n    return ")
     assert body["cache_prompt"] is True and body["stream"] is True and body["return_tokens"] is True
     assert body["temperature"] == 0 and body["repeat_penalty"] == 1.0 and body["n_predict"] == 16
     assert result.raw == "value + 1"
@@ -149,8 +153,7 @@ def test_ollama_raw_prompt_ndjson_and_its_local_gguf_as_tokenizer(tiny_model):
         result = service.complete(CompletionRequest(uri="file:///f.py", path="f.py", text=text, offset=23))
         [body] = ollama.bodies("/api/generate")
         assert body["raw"] is True and body["stream"] is True and body["model"] == "fake-coder:latest"
-        assert body["prompt"].startswith("f.py\n<|fim_prefix|>def fib(n):\n    return <|fim_suffix|>")
-        assert body["prompt"].endswith("<|fim_middle|>") and not body["prompt"].startswith("<bos>")
+        assert body["prompt"] == "f.py\n<|fim_prefix|><|fim_suffix|>\n<|fim_middle|>def fib(n):\n    return "  # SPM
         options = body["options"]
         assert options["temperature"] == 0 and options["repeat_penalty"] == 1.0 and options["num_predict"] == 16
         assert options["num_ctx"] == 4096 and "<|file_separator|>" in options["stop"]
@@ -170,7 +173,7 @@ def test_ollama_prompt_never_spells_a_control_token_from_the_document(tiny_model
         service.complete(CompletionRequest(uri="file:///f.py", path="f.py", text=text, offset=len(text)))
         [body] = ollama.bodies("/api/generate")
         prompt = body["prompt"]
-        assert prompt.count("<|fim_middle|>") == 1 and prompt.endswith("<|fim_middle|>")  # only the template's
+        assert prompt.count("<|fim_middle|>") == 1 and prompt.endswith("<|fim_middle|>" + text.replace("<", f"<{ZWSP}"))
         assert f"'<{ZWSP}|fim_middle|>'" in prompt and f"'<{ZWSP}eos>'" in prompt
     finally:
         ollama.close()

@@ -15,6 +15,8 @@ export interface ServerSettings {
   maxTokens: number;
   prefixTokens: number;
   suffixTokens: number;
+  fimLayout: string;
+  timeBudgetMs: number;
   ctxSize: number;
   threads: number | null;
   context: { crossFile: boolean; maxTokens: number };
@@ -33,6 +35,8 @@ export const SERVER_KEYS: Record<string, string> = {
   maxTokens: 'maxTokens',
   prefixTokens: 'prefixTokens',
   suffixTokens: 'suffixTokens',
+  fimLayout: 'fimLayout',
+  timeBudgetMs: 'timeBudgetMs',
   ctxSize: 'ctxSize',
   threads: 'threads',
   'context.crossFile': 'context.crossFile',
