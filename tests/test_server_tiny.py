@@ -28,6 +28,7 @@ async def test_capabilities_progress_and_real_inference(tiny_model, tmp_path):
         st = await status(client)
         assert st["state"] == "ready", st
         assert st["model"]["template"] == "codegemma" and st["model"]["architecture"] == "gemma"
+        assert st["model"]["layout"] == st["config"]["fimLayout"] == "spm"  # the template declares SPM
         assert st["device"]["offload"] in ("cpu", "gpu")
 
         open_document(client, URI, SOURCE)
