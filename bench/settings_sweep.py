@@ -51,8 +51,8 @@ def main() -> None:
         passed = runner.passes([program(r["task"], Edit(r["text"], r["replace"])) for r in records])
         prompt = statistics.mean(r["prompt"] or 0 for r in records)
         ms = statistics.median(r["ms"] for r in records)
-        print(f"  {json.dumps(variant, sort_keys=True):<40} pass@1 {100 * sum(passed) / len(tasks):6.2f}%   prompt tokens mean "
-              f"{prompt:6.0f}   median {ms:6.0f} ms", flush=True)
+        print(f"  {json.dumps(variant, sort_keys=True):<40} pass@1 {100 * sum(passed) / len(tasks):6.2f}%   "
+              f"prompt tokens mean {prompt:6.0f}   median {ms:6.0f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import http.client
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass

@@ -42,16 +42,13 @@ class TemplateSpec:
     bos: bool
     repo: tuple[str, ...]
     file: tuple[str, ...]
-    current: tuple[str, ...]
-    standalone: tuple[str, ...]
-    layouts: Mapping[str, Layout] = field(default_factory=dict)  # other orders than "psm", e.g. "spm"
+    layouts: Mapping[str, Layout]  # "psm" (the top-level `current`/`standalone`) and any declared, e.g. "spm"
 
     def layout(self, name: str) -> tuple[str, Layout]:
         """(effective name, pieces) of layout `name`: a template that does not declare it gets "psm", the
-        order every FIM model was trained with (`current`/`standalone`)."""
-        if name in self.layouts:
-            return name, self.layouts[name]
-        return "psm", Layout(self.current, self.standalone)
+        order every FIM model was trained with."""
+        found = name if name in self.layouts else "psm"
+        return found, self.layouts[found]
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,6 @@ class FimTemplate:
 
 
 def _spec(raw: Mapping) -> TemplateSpec:
-    psm = _layout(raw)
     return TemplateSpec(
         name=raw["name"],
         description=raw.get("description", ""),
@@ -83,9 +79,7 @@ def _spec(raw: Mapping) -> TemplateSpec:
         bos=bool(raw.get("bos", False)),
         repo=tuple(raw.get("repo", ())),
         file=tuple(raw.get("file", ())),
-        current=psm.current,
-        standalone=psm.standalone,
-        layouts={name: _layout(pieces) for name, pieces in raw.get("layouts", {}).items()},
+        layouts={"psm": _layout(raw), **{name: _layout(table) for name, table in raw.get("layouts", {}).items()}},
     )
 
 

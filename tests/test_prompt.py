@@ -40,10 +40,11 @@ def test_vocab_without_fim_tokens_is_refused_with_a_fix():
 def test_every_template_has_required_controls_and_valid_pieces():
     for spec in load_templates():
         assert set(spec.required) <= set(spec.controls)
-        for piece in spec.repo + spec.file + spec.current + spec.standalone:
+        assert spec.layout("psm")[0] == "psm"
+        for piece in spec.repo + spec.file:
             if piece.startswith("@"):
                 assert piece[1:] in spec.controls, (spec.name, piece)
-        for layout in (spec.layout("psm")[1], *spec.layouts.values()):
+        for layout in spec.layouts.values():
             for pieces in (layout.current, layout.standalone):
                 assert pieces.count("{prefix}") == 1 and pieces.count("{suffix}") == 1, spec.name
                 assert all(p[1:] in spec.controls for p in pieces if p.startswith("@")), (spec.name, pieces)
