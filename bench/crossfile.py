@@ -59,16 +59,19 @@ def edit_similarity(got: str, want: str) -> float:
 
 
 def sample(cases: list[dict], n: int, seed: int) -> list[dict]:
-    """n cases spread evenly over the repositories, drawn with a fixed seed."""
+    """n cases spread evenly over the repositories, drawn with a fixed seed. Each repository's cases are
+    shuffled on their own, so a smaller sample is contained in every larger one: a run can grow in steps
+    with --resume and every step is a complete, balanced paired comparison."""
     by_repo: dict[str, list[dict]] = defaultdict(list)
     for case in cases:
         by_repo[case["repo"]].append(case)
-    rng = random.Random(seed)
     repos = sorted(by_repo)
     chosen = []
     for i, repo in enumerate(repos):
         k = n // len(repos) + (1 if i < n % len(repos) else 0)
-        chosen += rng.sample(by_repo[repo], min(k, len(by_repo[repo])))
+        order = sorted(by_repo[repo], key=lambda case: case["id"])
+        random.Random(f"{seed}:{repo}").shuffle(order)
+        chosen += order[:k]
     return chosen
 
 
@@ -128,6 +131,28 @@ def report(results: list[dict], modes: list[str]) -> None:
         print(f"{mode:<8}{len(rows):>5}{em:>8.1f}{es:>8.1f}{recall:>10.1f}{tokens:>9.0f}"
               f"{statistics.median(ms) if ms else 0:>8.1f}  {per_repo}")
     print("(per repository: exact matches / cases)")
+    paired(results, modes)
+
+
+def paired(results: list[dict], modes: list[str]) -> None:
+    """Each context mode against `none` on the cases both ran: the issue's goals are differences on the same
+    cases (exact match and edit similarity points, cases won and lost, the repository that loses most)."""
+    by_case = {(r["id"], r["mode"]): r for r in results}
+    for mode in (m for m in modes if m != "none"):
+        pairs = [(by_case[(i, mode)], by_case[(i, "none")]) for i, m in by_case if m == mode and (i, "none") in by_case]
+        if not pairs:
+            continue
+        won = sum(a["exact"] and not b["exact"] for a, b in pairs)
+        lost = sum(b["exact"] and not a["exact"] for a, b in pairs)
+        es = 100 * statistics.mean(a["es"] - b["es"] for a, b in pairs)
+        per_repo: dict[str, int] = defaultdict(int)
+        for a, b in pairs:
+            per_repo[a["repo"]] += a["exact"] - b["exact"]
+        worst = min(per_repo, key=per_repo.get)
+        print(f"{mode} vs none on the same {len(pairs)} cases: exact match {100 * (won - lost) / len(pairs):+.1f} "
+              f"points ({won} won, {lost} lost), edit similarity {es:+.1f}; per repository "
+              + ", ".join(f"{repo} {d:+d}" for repo, d in sorted(per_repo.items()))
+              + f" (lowest: {worst} {per_repo[worst]:+d})")
 
 
 # --- recall (no model: tokenizer only) ---------------------------------------------------------------------------
