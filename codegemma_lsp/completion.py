@@ -82,6 +82,7 @@ class CompletionService:
             prefix_tokens=config.prefix_tokens,
             suffix_tokens=config.suffix_tokens,
             anchor=self._anchors.get(request.uri),
+            heal=self.engine.heals,
         )
         self._anchors[request.uri] = window.start_line
         where = Surroundings(
@@ -118,6 +119,7 @@ class CompletionService:
                 reuse=config.kv_reuse,
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
+                lead=window.lead,
             ),
             cancelled,
         )

@@ -73,6 +73,7 @@ class GenerationRequest:
     session: str = ""  # whose KV cache to continue (the document); others are parked in RAM, not evaluated again
     reuse: bool = True  # False: evaluate the whole prompt, nothing kept from the KV cache (a benchmark baseline)
     parts: PromptParts | None = None
+    lead: str = ""  # text the completion must start with (see `Engine.heals`); not part of the returned text
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Engine(Protocol):
     info: ModelInfo
     bos_id: int | None
     end_ids: frozenset[int]
+    heals: bool  # honours `GenerationRequest.lead`: its first tokens spell the lead, whatever they are
 
     def tokenize(self, text: str) -> list[int]:
         """Plain-text tokenization: special tokens off, no BOS."""
@@ -201,6 +203,9 @@ class _Parked:
 class LlamaEngine:
     """llama-cpp-python in process, with KV-cache prefix reuse across requests."""
 
+    heals = True
+    LEAD_CANDIDATES = 64  # most likely tokens searched for one that continues the lead
+
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_gpu_layers: int = -1, threads: int | None = None) -> None:
         check_gguf(path)
         import llama_cpp  # only the engine imports llama.cpp
@@ -256,11 +261,24 @@ class LlamaEngine:
     def special_token(self, text: str) -> int | None:
         return _special_id(self._llm, self._lib, text)
 
-    def _argmax_last(self) -> int:
+    def _logits_last(self):
         import numpy as np
 
         ptr = self._lib.llama_get_logits_ith(self._llm._ctx.ctx, -1)
-        return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))))
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+    def _lead_token(self, rest: str) -> int:
+        """The most likely token that spells the start of `rest` or all of it and more (token healing): the
+        model chooses where the word after the blanks begins. Falls back to the plain tokenization of `rest`."""
+        import numpy as np
+
+        logits = self._logits_last()
+        top = np.argpartition(logits, -self.LEAD_CANDIDATES)[-self.LEAD_CANDIDATES:]
+        for token in top[np.argsort(logits[top])[::-1]]:
+            piece = _decode(self._llm, [int(token)])
+            if piece and (rest.startswith(piece) or piece.startswith(rest)):
+                return int(token)
+        return _plain_ids(self._llm, rest)[0]
 
     def generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
         with self._lock:
@@ -326,16 +344,24 @@ class LlamaEngine:
 
         out: list[int] = []
         text = ""
+        lead = request.lead
+        spent = 0  # tokens that spelled the lead: they do not count against max_tokens
+        spelled = ""
         while not stop_reason:
-            token = self._argmax_last()
-            if token in request.stop_ids:
-                stop_reason = "eos" if token in self.end_ids else "stop_token"
-                break
+            if len(spelled) < len(lead):
+                token = self._lead_token(lead[len(spelled):])
+                spent += 1
+            else:
+                token = int(self._logits_last().argmax())
+                if token in request.stop_ids:
+                    stop_reason = "eos" if token in self.end_ids else "stop_token"
+                    break
             out.append(token)
-            text = _decode(llm, out)
+            spelled = _decode(llm, out)
+            text = spelled[len(lead):]
             if request.stop_text is not None and request.stop_text(text):
                 stop_reason = "stop_text"
-            elif len(out) >= max_tokens:
+            elif len(out) - spent >= max_tokens:
                 stop_reason = "max_tokens"
             elif cancelled():
                 stop_reason = "cancelled"

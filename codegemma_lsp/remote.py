@@ -80,6 +80,8 @@ class Latency:
 class RemoteEngine:
     """`Engine` over HTTP. Safe from one worker thread at a time, like the in-process engine."""
 
+    heals = False  # the servers take a prompt and stream text: nothing can force the first tokens
+
     def __init__(self, transport: Transport, wire: Wire, vocab: Vocab, backend: Backend, info: ModelInfo,
                  *, infill: bool = False) -> None:
         self.transport, self.wire, self.vocab, self.backend, self.info = transport, wire, vocab, backend, info

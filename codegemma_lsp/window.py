@@ -56,6 +56,7 @@ class Window:
     line_suffix: str  # the cursor line after the cursor, without its line break
     start_line: int  # 0-based line where the prefix window starts (for the next request's anchor)
     cursor_line: int
+    lead: str = ""  # blanks before the cursor left out of `prefix_ids`: the completion must start with them
 
 
 def _line_break_end(text: str, start: int) -> int:
@@ -73,6 +74,7 @@ def cursor_window(
     suffix_tokens: int,
     snap_lines: int = 16,
     anchor: int | None = None,
+    heal: bool = False,
 ) -> Window:
     """Cut `text` at code-point `offset` into prefix and suffix windows within the token budgets.
 
@@ -80,6 +82,11 @@ def cursor_window(
     `snap_lines`, or kept at `anchor` (the previous request's start) while that still fits and is no more than
     two chunks past the tightest start. The suffix keeps whole lines forward from the cursor. Only the lines
     near the cursor are read, so a huge document costs no more than a small one.
+
+    With `heal`, blanks at the end of the cursor line's head (indentation on a new line, the space after `=`)
+    stay out of `prefix_ids` and come back as `lead`. A BPE vocabulary joins a space to the word after it, so a
+    prompt ending in bare blanks is a token boundary the model never saw in training: it tends to end at once.
+    An engine that forces its first tokens to spell `lead` lets the model pick that boundary itself.
     """
     offset = max(0, min(offset, len(text)))
     line_start = text.rfind("\n", 0, offset) + 1
@@ -87,11 +94,13 @@ def cursor_window(
     line_prefix = text[line_start:offset]
     line_end = text.find("\n", offset)
     line_suffix = text[offset:] if line_end < 0 else text[offset:line_end]
+    lead = line_prefix[len(line_prefix.rstrip(" \t")):] if heal and prefix_tokens > 0 else ""
+    cut_at = offset - len(lead)
 
     # Prefix: the cursor line's head, then whole lines backwards while they fit. Only as much of a very long
     # line (minified or binary files) is read as could fit the budget; a cut head takes the whole budget.
-    head_start = max(line_start, offset - prefix_tokens * MAX_TOKEN_CHARS) if prefix_tokens > 0 else offset
-    head = tuple(tokenize(text[head_start:offset]))[-prefix_tokens:] if prefix_tokens > 0 else ()
+    head_start = max(line_start, cut_at - prefix_tokens * MAX_TOKEN_CHARS) if prefix_tokens > 0 else cut_at
+    head = tuple(tokenize(text[head_start:cut_at]))[-prefix_tokens:] if prefix_tokens > 0 else ()
     budget = prefix_tokens - len(head) if head_start == line_start else 0
     lines: list[tuple[int, int, tuple[int, ...]]] = []  # (line index, start offset, ids), nearest first
     pos, index = line_start, cursor_line
@@ -145,4 +154,5 @@ def cursor_window(
         line_suffix=line_suffix,
         start_line=start_line,
         cursor_line=cursor_line,
+        lead=lead,
     )

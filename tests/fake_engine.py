@@ -22,6 +22,7 @@ class FakeEngine:
 
     bos_id = 2
     end_ids = frozenset({1})
+    heals = False
 
     def __init__(self, path: Path, config: Config, text: str = "value + 1", step_s: float = 0.0) -> None:
         self.text, self.step_s = text, step_s

@@ -64,6 +64,7 @@ class EchoEngine:
 
     bos_id = 2
     end_ids = frozenset({1})
+    heals = False
 
     def __init__(self, path: Path, config: Config, eval_s: float = 0.0, step_s: float = 0.0,
                  answer_edges: bool = False) -> None:

@@ -80,6 +80,18 @@ def test_stop_text_ends_generation_early(engine):
 
 
 
+def test_lead_is_spelled_first_and_left_out_of_the_text(engine):
+    ids = prompt(engine, "def f(x):\n")
+    # No stop ids: the random tiny model would otherwise be free to end before spelling the lead.
+    result = engine.generate(GenerationRequest(prompt=ids, max_tokens=3, stop_ids=frozenset(), session="h",
+                                               lead="    "), lambda: False)
+    spelled = engine._llm.detokenize(list(result.ids)).decode()
+    assert spelled.startswith("    ") and result.text == spelled[4:]
+    lead_tokens = next(n for n in range(1, len(result.ids) + 1)
+                       if len(engine._llm.detokenize(list(result.ids[:n])).decode()) >= 4)
+    assert len(result.ids) - lead_tokens == 3  # the lead's tokens do not count against max_tokens
+
+
 def test_time_budget_stops_generation_with_the_text_so_far(engine):
     ids = prompt(engine, "z = 3\n")
     # No stop ids: only the budget can end this before 1,500 tokens (~1 s on the tiny model, 2 ms a token at most).

@@ -24,6 +24,29 @@ def test_small_file_fits_whole_and_splits_exactly_at_cursor():
     assert w.cursor_line == 1 and w.start_line == 0
 
 
+def test_heal_leaves_the_cursor_lines_trailing_blanks_out_of_the_prompt_as_the_lead():
+    text = "def f(x):\n    y = \n        \n    return y\n"
+    after_equals = text.index("= ") + 2
+    w = cursor_window(text, after_equals, byte_tokens, prefix_tokens=1000, suffix_tokens=1000, heal=True)
+    assert w.lead == " "
+    assert bytes(w.prefix_ids).decode() == "def f(x):\n    y ="  # the model spells the blank with the next word
+    assert w.prefix_text == text[:after_equals] and w.line_prefix == "    y = "  # the document is unchanged
+    assert bytes(w.suffix_ids).decode() == text[after_equals:]
+
+    indented = text.index("        \n") + 8  # a new line, the cursor after its indentation
+    w = cursor_window(text, indented, byte_tokens, prefix_tokens=1000, suffix_tokens=1000, heal=True)
+    assert w.lead == " " * 8 and bytes(w.prefix_ids).decode() == text[: indented - 8]
+
+
+def test_without_heal_or_trailing_blanks_the_lead_is_empty():
+    text = "def f(x):\n    y = \n    return y\n"
+    after_equals = text.index("= ") + 2
+    plain = cursor_window(text, after_equals, byte_tokens, prefix_tokens=1000, suffix_tokens=1000)
+    assert plain.lead == "" and bytes(plain.prefix_ids).decode() == text[:after_equals]
+    word = cursor_window(text, text.index(" y\n"), byte_tokens, prefix_tokens=1000, suffix_tokens=1000, heal=True)
+    assert word.lead == "" and bytes(word.prefix_ids).decode() == text[: text.index(" y\n")]
+
+
 def test_budgets_are_exact_upper_bounds_and_keep_whole_lines():
     offset = SOURCE.index("line 150")
     w = cursor_window(SOURCE, offset, byte_tokens, prefix_tokens=500, suffix_tokens=100, snap_lines=1)
