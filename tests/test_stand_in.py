@@ -39,6 +39,7 @@ async def test_ghost_text_and_completion_fallback_on_the_stand_in(stand_in_model
         [item] = result.items
         assert item.range == types.Range(start=pos, end=pos)
         assert item.insert_text.replace(" ", "") == "fibonacci(n-1)+fibonacci(n-2)"
+        assert not item.insert_text.startswith(" ")  # the space before the cursor is not typed twice
 
         last = (await status(client))["last"]
         assert last["promptTokens"] > 30 and last["generatedTokens"] >= 10
@@ -54,6 +55,28 @@ async def test_ghost_text_and_completion_fallback_on_the_stand_in(stand_in_model
         assert applied.replace(" ", "") == "returnfibonacci(n-1)+fibonacci(n-2)"
         # The fallback at the same place is answered from the typed-ahead cache, without a model call.
         assert (await status(client))["typedAheadHits"] == 1
+
+
+async def test_ghost_text_after_blanks_the_user_typed(stand_in_model, tmp_path):
+    """The cursor after the indentation of a fresh line or after `= `, the commonest places to ask for ghost text.
+    A prompt ending in those blanks is a token boundary the model never saw: it put a second blank in front of
+    its text (an indentation error on a new line) or guessed worse (token healing, README)."""
+    cases = [
+        ("class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        \n\n"
+         "    def pop(self):\n        return self.items.pop()\n", types.Position(line=5, character=8),
+         "self.items.append(item)"),
+        ("def mean(values):\n    total = sum(values)\n    count = \n    return total / count\n",
+         types.Position(line=2, character=12), "len(values)"),
+    ]
+    async with lsp_session(server_command("--model", "qwen2.5-coder-0.5b-q4", "--no-download"), root=tmp_path) as (client, _):
+        for i, (source, pos, want) in enumerate(cases):
+            uri = f"file:///work/demo/blanks{i}.py"
+            open_document(client, uri, source)
+            result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=pos,
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            ))
+            assert [item.insert_text for item in result.items] == [want]
 
 
 def test_one_shot_complete_cli(stand_in_model, tmp_path):
