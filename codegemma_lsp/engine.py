@@ -327,7 +327,7 @@ class LlamaEngine:
         if len(prompt) >= n_ctx:
             raise ModelError(f"prompt of {len(prompt)} tokens does not fit the {n_ctx}-token context",
                              "raise --ctx-size or lower prefixTokens/suffixTokens/context.maxTokens")
-        max_tokens = min(request.max_tokens, n_ctx - len(prompt))
+        room = n_ctx - len(prompt)  # context cells left for every generated token, the lead's included
         started = time.perf_counter()
         deadline = started + request.time_budget_s if request.time_budget_s else None
 
@@ -361,7 +361,7 @@ class LlamaEngine:
             text = spelled[len(lead):]
             if request.stop_text is not None and request.stop_text(text):
                 stop_reason = "stop_text"
-            elif len(out) - spent >= max_tokens:
+            elif len(out) - spent >= request.max_tokens or len(out) >= room:
                 stop_reason = "max_tokens"
             elif cancelled():
                 stop_reason = "cancelled"

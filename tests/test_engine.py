@@ -92,6 +92,13 @@ def test_lead_is_spelled_first_and_left_out_of_the_text(engine):
     assert len(result.ids) - lead_tokens == 3  # the lead's tokens do not count against max_tokens
 
 
+def test_lead_tokens_never_run_past_the_context(engine):
+    ids = prompt(engine, "x = 1\n" * 2000)[: engine.info.n_ctx - 2]  # room for two generated tokens
+    result = engine.generate(GenerationRequest(prompt=ids, max_tokens=8, stop_ids=frozenset(), session="full",
+                                               lead="    "), lambda: False)
+    assert result.stats.stop_reason == "max_tokens" and len(result.ids) == 2
+
+
 def test_time_budget_stops_generation_with_the_text_so_far(engine):
     ids = prompt(engine, "z = 3\n")
     # No stop ids: only the budget can end this before 1,500 tokens (~1 s on the tiny model, 2 ms a token at most).
