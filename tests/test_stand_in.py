@@ -9,6 +9,7 @@ import sys
 from lsprotocol import types
 
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
+from tests.test_server_protocol import inline_params
 
 SOURCE = '''def fibonacci(n):
     """Return the n-th Fibonacci number."""
@@ -32,10 +33,7 @@ async def test_ghost_text_and_completion_fallback_on_the_stand_in(stand_in_model
 
         open_document(client, URI, SOURCE)
         pos = position_of(SOURCE, "        return n\n    return ")  # just after the second "return "
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI), position=pos,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
-        ))
+        result = await client.text_document_inline_completion_async(inline_params(pos, URI))
         [item] = result.items
         assert item.range == types.Range(start=pos, end=pos)
         assert item.insert_text.replace(" ", "") == "fibonacci(n-1)+fibonacci(n-2)"
@@ -72,10 +70,7 @@ async def test_ghost_text_after_blanks_the_user_typed(stand_in_model, tmp_path):
         for i, (source, pos, want) in enumerate(cases):
             uri = f"file:///work/demo/blanks{i}.py"
             open_document(client, uri, source)
-            result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri), position=pos,
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
-            ))
+            result = await client.text_document_inline_completion_async(inline_params(pos, uri))
             assert [item.insert_text for item in result.items] == [want]
 
 
