@@ -170,3 +170,41 @@ def test_outside_workspace_gets_nothing(tmp_path):
     elsewhere = write(tmp_path / "elsewhere", {"b.py": "from a import x\n"})
     assert gather(root, "../elsewhere/b.py", "from a import x\n", 0) == ()
     assert elsewhere.exists()
+
+
+KINDS = '"""Type aliases."""\nimport typing as t\n\nHandler = t.Callable[[], None]\nTeardown = (\n    t.Callable[[Exception], None]\n)\n\n\ndef _hidden():\n' + "    x = 1\n" * 25
+SEGMENT = '''class Segment:
+    """A piece of text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @classmethod
+    def line(cls) -> "Segment":
+        """A new line."""
+        return cls("\\n")
+
+    def split(self) -> list:
+''' + "".join(f"        part{i} = self.text[{i}:]\n" for i in range(20)) + "        return [self]\n"
+RENDER = 'from . import kinds as ft\nfrom .segment import Segment\n\n\ndef render(handler: ft.Handler):\n    first = Segment("a")\n    end = \n    return first\n'
+
+
+def test_names_reachable_through_a_used_alias_or_class_are_outlined(tmp_path):
+    """`ft.` on a module alias and `Segment.` on a class: the model sees what it can reach, not just what the
+    file already used (the hole `ft.Teardown` / `Segment.line()` is the first use)."""
+    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/kinds.py": KINDS, "pkg/segment.py": SEGMENT,
+                            "pkg/render.py": RENDER})
+    texts = rendered(gather(root, "pkg/render.py", RENDER, RENDER.index("end = ") + len("end = ")))
+    kinds, segment = texts["pkg/kinds.py"], texts["pkg/segment.py"]
+    assert "Handler = t.Callable[[], None]" in kinds  # used in the file: whole
+    assert "Teardown = (" in kinds and "Exception" not in kinds  # reachable: its naming line only
+    assert "_hidden" not in kinds  # private names stay out
+    assert 'def line(cls) -> "Segment":' in segment  # a class method reached through the class
+    assert "def split" not in segment  # an instance method nobody called stays out
+
+
+def test_a_long_outline_is_left_out(tmp_path):
+    many = "".join(f"Name{i} = {i}\n" for i in range(30))
+    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/kinds.py": many, "pkg/render.py": RENDER})
+    texts = rendered(gather(root, "pkg/render.py", RENDER, RENDER.index("end = ") + len("end = ")))
+    assert "Name3 = 3" not in "".join(texts.values())

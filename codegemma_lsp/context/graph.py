@@ -4,7 +4,9 @@ What to include matters most (issue 3's measurements: whole files crowd the prom
 the names used near the cursor help). So the unit of context is a definition, cut to what helps per token:
 
 1. names the current file imports and uses in the function around the cursor, and imported names not used yet
-   (what the user is about to type);
+   (what the user is about to type), then, as signatures only, what that function can reach through an
+   imported class or module alias it uses: class/static methods (`Segment.line()`), the module's public
+   names (`ft.X`);
 2. the other imported names the file uses, most used first;
 3. members of imported classes that the file accesses as attributes (`ctx.get_parameter_source`);
 4. definitions that the chosen ones mention in their signatures, one import further (bounded depth);
@@ -41,6 +43,8 @@ MAX_FIELDS = 12
 MAX_WANTS = 400
 MAX_REEXPORT_HOPS = 4
 CONSTRUCTORS = frozenset({"__init__", "constructor", "new", "__new__", "__post_init__"})
+MAX_OUTLINE = 24  # an outline (a class's static members, a module alias's names) longer than this is left out
+_STATIC = re.compile(r"@classmethod|@staticmethod|\bstatic\b")
 
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _ATTR = re.compile(r"(?:\.|->|::)\s*([A-Za-z_$][\w$]*)")
@@ -184,6 +188,22 @@ def _class_core(facts: FileFacts, index: int) -> set[int]:
     return lines
 
 
+def _name_line(facts: FileFacts, d: Definition) -> int:
+    """The line that names a definition (past decorators and leading comments)."""
+    return next((i for i in range(d.start, d.head_end + 1) if d.name in facts.lines[i]), d.start)
+
+
+def _static_members(facts: FileFacts, index: int) -> list[int]:
+    """Members reached through the class itself (`Text.from_markup`): class and static methods."""
+    out = []
+    for m in facts.members(index):
+        d = facts.definitions[m]
+        if d.kind in FUNCTION_KINDS and not d.name.startswith("_") \
+                and _STATIC.search("\n".join(facts.lines[d.start:d.head_end + 1])):
+            out.append(m)
+    return out
+
+
 def member_lines(facts: FileFacts, index: int) -> tuple[set[int], set[int] | None]:
     member = facts.definitions[index]
     parent = facts.definitions[member.parent] if member.parent is not None else None
@@ -281,6 +301,8 @@ class Selector:
                         tier = (0, -1000, 0)
                     lines, fallback = definition_lines(dep, i)
                     self._want(tier, path, lines, fallback)
+                    if tier[0] == 0 and dep.definitions[i].kind in CLASS_KINDS:
+                        self._outline(path, dep, _static_members(dep, i))
                 if (path, dep) not in modules:
                     modules.append((path, dep))
                 return
@@ -290,11 +312,30 @@ class Selector:
         self._edge(self.current, target.path)
         if (target.path, dep) not in modules:
             modules.append((target.path, dep))
+        unused: list[int] = []
         for i in dep.top_level():
             name = dep.definitions[i].name
             if self.usage.counts[name] > 0 or self.usage.scope[name] > 0:
                 lines, fallback = definition_lines(dep, i)
                 self._want(self._tier(name, False, dep.definitions[i].kind), target.path, lines, fallback)
+            elif not name.startswith("_"):
+                unused.append(i)
+        if local and self.usage.scope[local] > 0:
+            self._outline(target.path, dep, unused)
+
+    def _outline(self, path: Path, dep: FileFacts, indices: list[int]) -> None:
+        """Signatures of what the code around the cursor can reach through a name it uses but whose members it
+        has not used yet: `Segment.line()` on an imported class, `ft.TeardownCallable` on a module alias. A
+        longer list is left out: its signatures would push out the definitions the file already uses."""
+        if len(indices) > MAX_OUTLINE:
+            return
+        for rank, i in enumerate(indices):
+            d = dep.definitions[i]
+            lines = head_lines(d, 0) if d.kind in FUNCTION_KINDS else {_name_line(dep, d)}
+            if d.parent is not None:
+                parent = dep.definitions[d.parent]
+                lines |= set(range(parent.start, parent.head_end + 1))
+            self._want((1, 1, rank), path, lines)
 
     def _members(self, modules: list[tuple[Path, FileFacts]]) -> None:
         """Members of the imported files' classes that the current file accesses by name."""
