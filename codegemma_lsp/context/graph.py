@@ -204,13 +204,20 @@ def _static_members(facts: FileFacts, index: int) -> list[int]:
     return out
 
 
+def _frame(facts: FileFacts, member: Definition) -> set[int]:
+    """The enclosing class's header and closing line, which a member needs to read as a member (none at top level)."""
+    if member.parent is None:
+        return set()
+    parent = facts.definitions[member.parent]
+    return set(range(parent.start, parent.head_end + 1)) | ({parent.tail} if parent.tail is not None else set())
+
+
 def member_lines(facts: FileFacts, index: int) -> tuple[set[int], set[int] | None]:
     member = facts.definitions[index]
-    parent = facts.definitions[member.parent] if member.parent is not None else None
     own, fallback = definition_lines(facts, index)
-    if parent is None:
+    if member.parent is None:
         return own, fallback
-    frame = set(range(parent.start, parent.head_end + 1)) | ({parent.tail} if parent.tail is not None else set())
+    frame = _frame(facts, member)
     return own | frame, (fallback | frame if fallback else head_lines(member, 2) | frame)
 
 
@@ -332,10 +339,7 @@ class Selector:
         for rank, i in enumerate(indices):
             d = dep.definitions[i]
             lines = head_lines(d, 0) if d.kind in FUNCTION_KINDS else {_name_line(dep, d)}
-            if d.parent is not None:
-                parent = dep.definitions[d.parent]
-                lines |= set(range(parent.start, parent.head_end + 1))
-            self._want((1, 1, rank), path, lines)
+            self._want((1, 1, rank), path, lines | _frame(dep, d))
 
     def _members(self, modules: list[tuple[Path, FileFacts]]) -> None:
         """Members of the imported files' classes that the current file accesses by name."""
