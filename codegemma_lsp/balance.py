@@ -6,13 +6,30 @@ refuse completions that leave the document with more unmatched openers than it h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterator
 
 from .syntax import Lexical
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+@lru_cache(maxsize=None)
+def _code_pattern(lex: Lexical) -> re.Pattern[str]:
+    """What ends a run of plain code: a comment start, a quote (triple first) or a bracket."""
+    tokens = [*lex.line_comments, *(lex.block_comment[:1] if lex.block_comment else ())]
+    tokens += ['"""', "'''"] if lex.triple_quotes else []
+    return re.compile("|".join(map(re.escape, [*tokens, *lex.quotes, *OPENERS, *CLOSERS])))
+
+
+@lru_cache(maxsize=None)
+def _quote_pattern(quote: str) -> re.Pattern[str]:
+    """What ends a run of string text: an escape, the closing quote, or the end of a one-line string's line."""
+    line_end = "|\\n" if len(quote) == 1 and quote != "`" else ""
+    return re.compile(r"\\|" + re.escape(quote) + line_end)
 
 
 @dataclass
@@ -38,64 +55,64 @@ class Balance:
     def feed(self, text: str) -> Iterator[tuple[int, str, str]]:
         """Lex `text`, yielding (position in `text`, kind, delimiter) for `close` events, the closing quote of
         a string that was open before this text began (`qclose`), and `unmatched` closers; the state is updated
-        as a side effect. Consume the iterator fully (or call `run`)."""
+        as a side effect. Consume the iterator fully (or call `run`). Runs of plain characters are skipped by
+        regular expression: post-processing feeds it whole windows and their margins on every request."""
         lex, i, n, base = self.lex, 0, len(text), self.offset
         started_in = self.quote_at < base and self.quote  # a string that opened before this text
+        code = _code_pattern(lex)
         while i < n:
-            ch = text[i]
             if self.quote:
-                if ch == "\\":
+                m = _quote_pattern(self.quote).search(text, i)
+                if m is None:
+                    break
+                i = m.start()
+                if text[i] == "\\":
                     i += 2
-                    continue
-                if text.startswith(self.quote, i):
+                elif text[i] == "\n":  # an unterminated one-line string
+                    self.dropped += 1
+                    self.quote, self.quote_at = "", -1
+                    i += 1
+                else:
                     if started_in and self.quote_at < base:
                         yield i, "qclose", self.quote
                     i += len(self.quote)
                     self.quote, self.quote_at = "", -1
-                    continue
-                if ch == "\n" and len(self.quote) == 1 and self.quote != "`":
-                    self.dropped += 1  # an unterminated one-line string
-                    self.quote, self.quote_at = "", -1
-                i += 1
                 continue
             if self.in_block_comment:
-                end = lex.block_comment[1] if lex.block_comment else ""
-                if end and text.startswith(end, i):
-                    self.in_block_comment = False
-                    i += len(end)
-                else:
-                    i += 1
+                j = text.find(lex.block_comment[1], i) if lex.block_comment else -1
+                if j < 0:
+                    break
+                self.in_block_comment = False
+                i = j + len(lex.block_comment[1])
                 continue
-            if any(text.startswith(marker, i) for marker in lex.line_comments):
+            m = code.search(text, i)
+            if m is None:
+                break
+            i, token = m.start(), m.group()
+            if token in lex.line_comments:
                 j = text.find("\n", i)
                 i = n if j < 0 else j
                 continue
-            if lex.block_comment and text.startswith(lex.block_comment[0], i):
+            if lex.block_comment and token == lex.block_comment[0]:
                 self.in_block_comment = True
-                i += len(lex.block_comment[0])
-                continue
-            if lex.triple_quotes and text.startswith(('"""', "'''"), i):
-                self.quote, self.quote_at = text[i : i + 3], base + i
-                i += 3
-                continue
-            if ch in lex.quotes:
-                self.quote, self.quote_at = ch, base + i
-            elif ch in OPENERS:
-                self.stack.append((ch, base + i))
-            elif ch in CLOSERS:
-                opener = CLOSERS[ch]
+            elif token[0] in lex.quotes:
+                self.quote, self.quote_at = token, base + i
+            elif token in OPENERS:
+                self.stack.append((token, base + i))
+            else:
+                opener = CLOSERS[token]
                 if self.stack and self.stack[-1][0] == opener:
                     self.stack.pop()
-                    yield i, "close", ch
+                    yield i, "close", token
                 elif any(o == opener for o, _ in self.stack):
                     while self.stack[-1][0] != opener:
                         self.stack.pop()
                         self.dropped += 1
                     self.stack.pop()
-                    yield i, "close", ch
+                    yield i, "close", token
                 else:
-                    yield i, "unmatched", ch
-            i += 1
+                    yield i, "unmatched", token
+            i += len(token)
         self.offset = base + n
 
     def run(self, text: str) -> "Balance":

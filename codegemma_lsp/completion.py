@@ -88,6 +88,7 @@ class CompletionService:
         where = Surroundings(
             prefix=window.prefix_text, suffix=window.suffix_text, language=language_for(request.path),
             markers=tuple(self.template.spec.controls.values()),
+            head=window.head, tail=window.tail,
         )
         mode = decide_mode(where)
         t1 = time.perf_counter()

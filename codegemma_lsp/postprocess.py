@@ -61,6 +61,8 @@ class Surroundings:
     suffix: str
     language: str = ""  # syntax.language_for(path); "" when unknown (no syntax check)
     markers: tuple[str, ...] = ()  # the prompt template's control-token texts
+    head: str = ""  # document text before `prefix` / after `suffix` that completes their top-level statements:
+    tail: str = ""  # read by the bracket and syntax checks only (window.statement_margins)
 
     @cached_property
     def line_prefix(self) -> str:
@@ -81,7 +83,7 @@ class Surroundings:
 
     @cached_property
     def prefix_balance(self) -> Balance:
-        return Balance(lexical(self.language)).run(self.prefix)
+        return Balance(lexical(self.language)).run(self.head + self.prefix)
 
     @cached_property
     def suffix_closer(self) -> str:
@@ -230,13 +232,13 @@ def _line_cuts(text: str, where: Surroundings) -> list[int]:
 
 def syntax_cut(text: str, where: Surroundings, replace: int) -> str:
     """The longest line-prefix of the completion that adds no syntax errors to the window (tree-sitter)."""
-    after = where.suffix[replace:]
-    base = error_count(where.prefix + where.suffix, where.language)
+    before, after = where.head + where.prefix, where.suffix[replace:] + where.tail
+    base = error_count(before + where.suffix + where.tail, where.language)
     if base is None or not text.strip():
         return text
     for cut in [len(text)] + _line_cuts(text, where):
         candidate = _shape(text[:cut], where)
-        if error_count(where.prefix + candidate + after, where.language) <= base:
+        if error_count(before + candidate + after, where.language) <= base:
             return candidate
     return ""
 
@@ -292,8 +294,8 @@ def finalize(text: str, where: Surroundings, mode: Mode, steps: Collection[str] 
     if "brackets" in steps:
         if (hit := closer_cut(text, where, mode, complete=True)) is not None:
             text, ended = text[: hit[0]], "suffix"
-        before = where.prefix_balance.copy().run(where.suffix).unmatched
-        at = excess_opener(where.prefix_balance, text, where.suffix[replace:], before)
+        before = where.prefix_balance.copy().run(where.suffix + where.tail).unmatched
+        at = excess_opener(where.prefix_balance, text, where.suffix[replace:] + where.tail, before)
         if at is not None:
             line_start = text.rfind("\n", 0, at) + 1
             text = text[: line_start if line_start or not where.line_prefix.strip() else at]

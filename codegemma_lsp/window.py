@@ -57,6 +57,39 @@ class Window:
     start_line: int  # 0-based line where the prefix window starts (for the next request's anchor)
     cursor_line: int
     lead: str = ""  # blanks before the cursor left out of `prefix_ids`: the completion must start with them
+    head: str = ""  # document text just before the prefix window: the rest of its first top-level statement
+    tail: str = ""  # document text just after the suffix window: the rest of its last top-level statement
+
+
+MARGIN_CHARS = 16_384  # the most text `statement_margins` adds on each side
+
+
+def _top_level(text: str, line_start: int) -> bool:
+    """Whether the line at `line_start` starts a top-level statement: code at column 0, not a closing bracket."""
+    return line_start < len(text) and text[line_start] not in " \t\r\n)]}"
+
+
+def statement_margins(text: str, start: int, end: int, limit: int = MARGIN_CHARS) -> tuple[str, str]:
+    """The text before `start` and after `end` (both line starts) that completes the top-level statements the
+    window `text[start:end]` cuts through, or "" on a side where that takes more than `limit` characters.
+
+    Not for the prompt: for post-processing, which parses the window to judge a completion. A window that
+    starts inside a docstring or a long literal parses as nonsense (its closing quote opens a string), and a
+    completion's bracket may close beyond the suffix window; the margins give the checks whole statements.
+    """
+    head_start = start
+    while head_start > 0 and not _top_level(text, head_start):
+        head_start = text.rfind("\n", 0, head_start - 1) + 1
+        if start - head_start > limit:
+            head_start = start
+            break
+    tail_end = end
+    while tail_end < len(text) and not _top_level(text, tail_end):
+        tail_end = _line_break_end(text, tail_end)
+        if tail_end - end > limit:
+            tail_end = end
+            break
+    return text[head_start:start], text[end:tail_end]
 
 
 def _line_break_end(text: str, start: int) -> int:
@@ -145,6 +178,7 @@ def cursor_window(
         budget -= len(ids)
         pos = suffix_end = end
 
+    head, tail = statement_margins(text, prefix_start, suffix_end)
     return Window(
         prefix_ids=prefix_ids,
         suffix_ids=tuple(suffix_ids_list),
@@ -155,4 +189,6 @@ def cursor_window(
         start_line=start_line,
         cursor_line=cursor_line,
         lead=lead,
+        head=head,
+        tail=tail,
     )

@@ -262,6 +262,21 @@ def test_syntax_check_is_relative_to_the_document_and_skipped_without_a_grammar(
     assert run("x = ", "\n", "1 +* 2", language="").text == "1 +* 2"
 
 
+def test_checks_read_the_statements_the_window_cuts_through():
+    # The window starts inside a long dict literal and ends before its closing brace: parsed alone, a correct
+    # entry looks like an error and an opener whose closer lies past the window looks unclosed.
+    entry = '"d": Style(color="green", bold=True),'
+    inside = Surroundings('    "b": Style(color="red"),\n    "c": Style(bold=True),\n    ',
+                          '\n    "e": Style(underline=True),\n', "python")
+    assert process(entry, inside, decide_mode(inside), finished=True).text == ""
+    whole = Surroundings(inside.prefix, inside.suffix, "python", head='STYLES = {\n    "a": Style(),\n', tail="}\n")
+    assert process(entry, whole, decide_mode(whole), finished=True).text == entry
+    call = Surroundings("x = 1\n\n\nPALETTE = ", "\n    [\n        (1, 2),\n", "python")
+    assert process("Palette(", call, decide_mode(call), finished=True).text == "Palette"
+    closed = Surroundings(call.prefix, call.suffix, "python", tail="    ]\n)\n")
+    assert process("Palette(", closed, decide_mode(closed), finished=True).text == "Palette("
+
+
 # --- the chain -------------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Cursor windows: exact budgets, whole lines, snapping that keeps the KV prefix stable while typing."""
 
-from codegemma_lsp.window import LineTokenizer, cursor_window
+from codegemma_lsp.window import LineTokenizer, cursor_window, statement_margins
 
 
 def byte_tokens(text: str) -> list[int]:
@@ -115,3 +115,20 @@ def test_line_tokenizer_caches_by_text():
     assert calls.count("abc\n") == 2
     cached("    ret"), cached("    ret")  # the cursor line's head: a new text per keystroke, never kept
     assert calls.count("    ret") == 2 and cached("    ret") == tuple(b"    ret")
+
+
+def test_margins_complete_the_top_level_statements_the_window_cuts_through():
+    text = 'def f():\n    """Doc.\n\n    More.\n    """\n    return 1\n\n\nTABLE = [\n    1,\n    2,\n]\nx = 1\n'
+    start, end = text.index("    More"), text.index("    2,")
+    head, tail = statement_margins(text, start, end)
+    assert head == text[: start]  # back to `def f():`, so the window's closing quote closes the docstring
+    assert tail == "    2,\n]\n"  # on to the closing bracket at column 0, not past `x = 1`
+    assert statement_margins(text, text.index("TABLE"), text.index("x = 1")) == ("", "")
+
+
+def test_margins_give_up_past_their_limit_and_reach_the_window_through_cursor_window():
+    text = "data = {\n" + "".join(f"    {i}: {i},\n" for i in range(100)) + "}\n"
+    start = text.index("    90:")
+    assert statement_margins(text, start, len(text), limit=100) == ("", "")
+    w = cursor_window(text, text.index("95:"), byte_tokens, prefix_tokens=40, suffix_tokens=1000)
+    assert w.head + w.prefix_text == text[: text.index("95:")] and w.head and w.tail == ""
