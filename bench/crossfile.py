@@ -7,7 +7,8 @@ Quality, per mode on the same seeded sample of cases and the same model:
   nearby  baseline: the nearest files of the same directory (bench/serve_nearby.py)
 Each case's target file is sent as the open document (prefix + suffix, so the answer on disk never leaks) and
 completed at the hole. Scores: exact match (first line, stripped), edit similarity (1 - Levenshtein / longer
-length) and context recall (the prompt carried a file from `imported_module_paths`).
+length) and context recall (the prompt carried a file from `imported_module_paths`). With --out and --resume a
+run continues where it stopped; graph results whose context block has changed since (a packing change) run again.
 
 Timing (--timing): cold index + first request and warm per-request gathering on the largest repository and on a
 generated 1,000-file repository, with the stand-in's real tokenizer.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import statistics
@@ -76,7 +78,7 @@ def sample(cases: list[dict], n: int, seed: int) -> list[dict]:
 
 
 async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budget: int, max_new: int,
-                   sink=None) -> list[dict]:
+                   sink=None, digests: dict[str, str] | None = None) -> list[dict]:
     """Complete every case in `mode`, one server per repository; each result is also written to `sink` (JSON
     lines) as soon as it is known, so an interrupted run can be resumed."""
     options = {"context": {"crossFile": mode != "none", "maxTokens": budget}, "maxTokens": max_new}
@@ -105,6 +107,8 @@ async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budge
                     "promptTokens": last.get("promptTokens", 0), "contextMs": last.get("timingsMs", {}).get("context"),
                     "wall_s": wall,
                 })
+                if mode == "graph" and digests:
+                    results[-1]["contextDigest"] = digests[case["id"]]
                 if sink is not None:
                     sink.write(json.dumps(results[-1]) + "\n")
                     sink.flush()
@@ -155,33 +159,53 @@ def paired(results: list[dict], modes: list[str]) -> None:
               + f" (lowest: {worst} {per_repo[worst]:+d})")
 
 
+# --- context blocks in-process (no model: tokenizer only) ------------------------------------------------------
+
+def blocks(cases: list[dict], provider, budget: int, tokenize):
+    """(case, index, context block) for each case, gathered in-process the way the server gathers it: the case's
+    file is the open document (prefix + suffix), the other files are read from disk."""
+    from codegemma_lsp.completion import CompletionRequest
+    from codegemma_lsp.context import WorkspaceIndex
+
+    indexes = {repo: WorkspaceIndex([(DATA / "repos" / repo).resolve()]) for repo in sorted({c["repo"] for c in cases})}
+    for case in cases:
+        index = indexes[case["repo"]]
+        root = index.roots[0]
+        request = CompletionRequest(uri=(root / case["path"]).as_uri(), path=case["path"],
+                                    text=case["prefix"] + case["suffix"], offset=len(case["prefix"]), repo=case["repo"])
+        yield case, index, provider(index).gather(request, budget, tokenize)
+
+
+def block_digests(cases: list[dict], model: str, budget: int) -> dict[str, str]:
+    """A digest of each case's import-graph context block (paths and token ids). A graph result is reused by
+    --resume only while its case's digest is unchanged: a packing change re-runs just the cases it changes."""
+    from codegemma_lsp.context import ImportGraphContext
+
+    tokenize = _tokenizer(_vocab(model))
+    return {case["id"]: hashlib.sha1(repr([(f.path, f.ids) for f in block]).encode()).hexdigest()[:16]
+            for case, _, block in blocks(cases, ImportGraphContext, budget, tokenize)}
+
+
 # --- recall (no model: tokenizer only) ---------------------------------------------------------------------------
 
 def recall(model: str, budget: int) -> None:
     """Context recall on every case, in-process: did the block carry a file defining the hidden names
     (`imported_module_paths`), and did it carry the definition itself (its first line)?"""
-    from codegemma_lsp.completion import CompletionRequest
-    from codegemma_lsp.context import ImportGraphContext, WorkspaceIndex
+    from codegemma_lsp.context import ImportGraphContext
     from codegemma_lsp.context.imports import identifiers
     from nearby import NearbyFiles
 
     vocab = _vocab(model)
     cases = [json.loads(line) for line in open(DATA / "cases.jsonl")]
-    indexes = {repo: WorkspaceIndex([(DATA / "repos" / repo).resolve()]) for repo in {c["repo"] for c in cases}}
-    providers = {"graph": lambda index: ImportGraphContext(index), "nearby": lambda index: NearbyFiles(index)}
+    providers = {"graph": ImportGraphContext, "nearby": NearbyFiles}
     tokenize = _tokenizer(vocab)
     print(f"\ncontext recall on all {len(cases)} cases, budget {budget} tokens, tokenizer of {model}")
     print(f"{'mode':<8}{'file recall %':>15}{'definition recall %':>21}{'ctx tok':>9}{'files':>7}  per repository (file recall)")
     for mode, make in providers.items():
         file_hits, def_hits, def_cases, tokens, files = 0, 0, 0, [], []
         per_repo: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for case in cases:
-            index = indexes[case["repo"]]
+        for case, index, block in blocks(cases, make, budget, tokenize):
             root = index.roots[0]
-            text = case["prefix"] + case["suffix"]
-            request = CompletionRequest(uri=(root / case["path"]).as_uri(), path=case["path"], text=text,
-                                        offset=len(case["prefix"]), repo=case["repo"])
-            block = make(index).gather(request, budget, tokenize)
             paths = [f.path for f in block]
             hit = any(p in paths for p in case["imported_module_paths"])
             file_hits += hit
@@ -330,12 +354,20 @@ def main() -> int:
         for line in args.out.read_text().splitlines():
             row = json.loads(line)
             done[(row["id"], row["mode"])] = row
+    digests = block_digests(cases, args.model, args.budget) if "graph" in modes else {}
+    stale = {key for key, row in done.items()
+             if key[1] == "graph" and key[0] in digests and row.get("contextDigest") != digests[key[0]]}
+    if stale:  # re-run below; the new rows are appended and, being last, win at the next --resume
+        print(f"graph: {len(stale)} results to re-run, their context block changed (or was not recorded)",
+              file=sys.stderr)
+        done = {key: row for key, row in done.items() if key not in stale}
     results = [done[(c["id"], m)] for m in modes for c in cases if (c["id"], m) in done]
     sink = args.out.open("a" if args.resume else "w") if args.out else None
     for mode in modes:
         todo = [c for c in cases if (c["id"], mode) not in done]
         print(f"{mode}: {len(cases) - len(todo)} cases from {args.out}, {len(todo)} to run", file=sys.stderr)
-        results += asyncio.run(run_mode(mode, todo, args.model, args.threads, args.budget, args.max_tokens, sink))
+        results += asyncio.run(run_mode(mode, todo, args.model, args.threads, args.budget, args.max_tokens, sink,
+                                        digests))
     print(f"\n{len(cases)} cases (seed {args.seed}), model {args.model}, context.maxTokens {args.budget}, "
           f"{args.threads} threads, maxTokens {args.max_tokens}")
     report(results, modes)
