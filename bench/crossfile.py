@@ -105,7 +105,7 @@ async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budge
                     "es": edit_similarity(got, want), "recall": any(p in files for p in case["imported_module_paths"]),
                     "contextFiles": files, "contextTokens": last.get("contextTokens", 0),
                     "promptTokens": last.get("promptTokens", 0), "contextMs": last.get("timingsMs", {}).get("context"),
-                    "wall_s": wall,
+                    "wall_s": wall, "raw": last.get("raw"), "stopReason": last.get("stopReason"),
                 })
                 if mode == "graph" and digests:
                     results[-1]["contextDigest"] = digests[case["id"]]
