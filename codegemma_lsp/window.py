@@ -77,18 +77,21 @@ def statement_margins(text: str, start: int, end: int, limit: int = MARGIN_CHARS
     starts inside a docstring or a long literal parses as nonsense (its closing quote opens a string), and a
     completion's bracket may close beyond the suffix window; the margins give the checks whole statements.
     """
-    head_start = start
+    # Both searches stay within `limit` of the window: a huge line must not be scanned at every keystroke.
+    head_start, floor = start, max(0, start - limit)
     while head_start > 0 and not _top_level(text, head_start):
-        head_start = text.rfind("\n", 0, head_start - 1) + 1
-        if start - head_start > limit:
+        nl = text.rfind("\n", max(0, floor - 1), head_start - 1)
+        if nl < 0 and floor > 0:
             head_start = start
             break
-    tail_end = end
+        head_start = nl + 1
+    tail_end, ceiling = end, min(len(text), end + limit)
     while tail_end < len(text) and not _top_level(text, tail_end):
-        tail_end = _line_break_end(text, tail_end)
-        if tail_end - end > limit:
-            tail_end = end
+        nl = text.find("\n", tail_end, ceiling)
+        if nl < 0:
+            tail_end = end if ceiling < len(text) else len(text)
             break
+        tail_end = nl + 1
     return text[head_start:start], text[end:tail_end]
 
 
