@@ -1,4 +1,4 @@
-"""A small JSON-RPC driver for benchmarks: the real server process, pytest-lsp's client, no pytest."""
+"""A small JSON-RPC driver for benchmarks: the real server process and pytest-lsp's client, outside a pytest run."""
 
 from __future__ import annotations
 
@@ -11,20 +11,7 @@ from typing import Any, AsyncIterator
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-
-def to_plain(value: Any) -> Any:
-    """pygls hands unknown-method results back as attribute objects; turn them into dicts and lists."""
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return [to_plain(v) for v in value]
-    if hasattr(value, "_asdict"):
-        return {k: to_plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    return value
-
-
-async def status(client: LanguageClient) -> dict[str, Any]:
-    return to_plain(await client.protocol.send_request_async("codegemma/status", {}))
+from tests.conftest import status  # noqa: F401  re-exported: the benchmarks read codegemma/status as the tests do
 
 
 @asynccontextmanager

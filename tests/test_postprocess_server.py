@@ -8,6 +8,7 @@ import sys
 from lsprotocol import types
 
 from tests.conftest import lsp_session, open_document, position_of, status
+from tests.test_server_protocol import inline_params
 
 URI = "file:///work/proj/ops.py"
 TEXT = "def add():\n    pass\n"
@@ -28,9 +29,7 @@ async def test_block_that_retypes_the_rest_of_the_line_is_a_replace_edit():
     async with lsp_session(fake_server("a, b):\n    return a + b\n\n\ndef sub(a, b):\n")) as (client, _):
         open_document(client, URI, TEXT)
         pos = position_of(TEXT, "def add(")
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI), position=pos,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        result = await client.text_document_inline_completion_async(inline_params(pos, URI))
         [item] = result.items
         assert item.range.start == pos and item.range.end == types.Position(line=pos.line, character=pos.character + 2)
         assert apply(TEXT, item.range, item.insert_text) == "def add(a, b):\n    return a + b\n    pass\n"
@@ -48,9 +47,7 @@ async def test_postprocess_false_returns_the_raw_text():
     async with lsp_session(fake_server(raw), init_options={"postprocess": False}) as (client, _):
         open_document(client, URI, TEXT)
         pos = position_of(TEXT, "def add(")
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI), position=pos,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        result = await client.text_document_inline_completion_async(inline_params(pos, URI))
         [item] = result.items
         assert item.insert_text == raw and item.range == types.Range(start=pos, end=pos)
         assert (await status(client))["config"]["postprocess"] == []
