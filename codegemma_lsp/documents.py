@@ -63,10 +63,6 @@ class Document(TextDocument):
         units = position.character
         return start + positions.to_index(text[start : min(end, start + max(units, 0))], units, self.encoding)
 
-    def client_column(self, line: int, index: int) -> int:
-        """Client units of the first `index` code points of `line`."""
-        return positions.to_units(self.line_text(line), index, self.encoding)
-
     def offset_at_position(self, client_position: types.Position) -> int:
         """pygls' API, clamped: a line past the end maps to the end of the document."""
         offset = self.offset_at(client_position)

@@ -72,10 +72,6 @@ class Surroundings:
     def line_suffix(self) -> str:
         return self.suffix.split("\n", 1)[0]
 
-    @cached_property
-    def following(self) -> str:
-        return self.suffix[len(self.line_suffix) + 1 :]
-
     @property
     def inserts_lines(self) -> bool:
         """The cursor sits before the code of its line: a completion is lines inserted above that code."""

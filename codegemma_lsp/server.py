@@ -76,7 +76,6 @@ class CodegemmaServer(HardenedLanguageServer):
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="codegemma-load")
         self.latest: dict[str, Pending] = {}
         self.request_ids = itertools.count(1)
-        self.last_latency_ms: float | None = None
         self.stale_requests = 0
         self.backend_down = False  # told the user once; cleared by the next completion the backend serves
         self.typeahead = TypeAheadCache()
@@ -223,7 +222,6 @@ class CodegemmaServer(HardenedLanguageServer):
         snapshot = cancel.request
         if completion is None or cancel.is_set() or snapshot is None:
             return None
-        self.last_latency_ms = completion.timings_ms.get("total")
         self.typeahead.remember(uri, snapshot.text, offset, completion.text, completion.replace)
         return completion
 

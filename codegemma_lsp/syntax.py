@@ -96,10 +96,6 @@ def _parser(name: str):
     return parsers[name]
 
 
-def has_grammar(language: str) -> bool:
-    return bool(language) and _language(language) is not None
-
-
 def error_count(text: str, language: str) -> int | None:
     """Number of ERROR and MISSING nodes tree-sitter finds in `text`; None without a grammar."""
     parser = _parser(language) if language else None

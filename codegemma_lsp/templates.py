@@ -64,10 +64,6 @@ class FimTemplate:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def control_ids(self) -> frozenset[int]:
-        return frozenset(self.ids.values())
-
 
 def _spec(raw: Mapping) -> TemplateSpec:
     return TemplateSpec(
