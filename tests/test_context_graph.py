@@ -208,32 +208,3 @@ def test_a_long_outline_is_left_out(tmp_path):
     root = write(tmp_path, {"pkg/__init__.py": "", "pkg/kinds.py": many, "pkg/render.py": RENDER})
     texts = rendered(gather(root, "pkg/render.py", RENDER, RENDER.index("end = ") + len("end = ")))
     assert "Name3 = 3" not in "".join(texts.values())
-
-
-def test_class_methods_of_a_class_imported_but_not_used_yet_are_outlined(tmp_path):
-    """An import nothing uses yet is what the user is about to type; `Segment.line()` may be how."""
-    fresh = "from .segment import Segment\n\n\ndef render():\n    end = \n    return end\n"
-    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/segment.py": SEGMENT, "pkg/render.py": fresh})
-    segment = rendered(gather(root, "pkg/render.py", fresh, fresh.index("end = ") + len("end = ")))["pkg/segment.py"]
-    assert 'def line(cls) -> "Segment":' in segment and "def split" not in segment
-
-
-def test_a_member_name_several_classes_define_waits_behind_the_imports(tmp_path):
-    """`x.copy()` matches `A.copy` and `B.copy`; at most one is right, so neither may push out an import."""
-    method = '    def {0}(self):\n        """{0} of {1}."""\n        return None\n'
-    method += "".join(f"\n    def other{i}(self):\n        return {i}\n" for i in range(8))  # too long to come whole
-    main = ("from a import A\nfrom b import B\nfrom c import C\nfrom tools import make_thing\n\n\n"
-            "def run():\n    x, y, z = A(), B(), C()\n    x.copy()\n    z.flush()\n    w = \n    return w\n")
-    root = write(tmp_path, {
-        "a.py": "class A:\n" + method.format("copy", "A"), "b.py": "class B:\n" + method.format("copy", "B"),
-        "c.py": "class C:\n" + method.format("flush", "C"),
-        "tools.py": 'def make_thing(size: int) -> int:\n    """Make a thing."""\n    return size\n',
-        "main.py": main,
-    })
-    offset = main.index("w = ") + len("w = ")
-    seen = []
-    for budget in range(100, 700, 10):
-        text = "".join(rendered(gather(root, "main.py", main, offset, budget)).values())
-        seen.append(("def flush" in text, "def make_thing" in text, "def copy" in text))
-    assert (True, True, False) in seen  # a budget that holds the unique member and the import, not `copy`
-    assert (True, True, True) in seen  # a larger one holds all three

@@ -5,11 +5,10 @@ the names used near the cursor help). So the unit of context is a definition, cu
 
 1. names the current file imports and uses in the function around the cursor, and imported names not used yet
    (what the user is about to type), then, as signatures only, what that function can reach through an
-   imported class or module alias it uses: class/static methods (`Segment.line()`, also of a class imported
-   but not used yet), the module's public names (`ft.X`);
+   imported class or module alias it uses: class/static methods (`Segment.line()`), the module's public
+   names (`ft.X`);
 2. the other imported names the file uses, most used first;
-3. members of imported classes that the file accesses as attributes (`ctx.get_parameter_source`); a member
-   used around the cursor joins the first group unless several classes define its name (`x.copy()`);
+3. members of imported classes that the file accesses as attributes (`ctx.get_parameter_source`);
 4. definitions that the chosen ones mention in their signatures, one import further (bounded depth);
 5. small dependency files whole.
 
@@ -309,7 +308,7 @@ class Selector:
                         tier = (0, -1000, 0)
                     lines, fallback = definition_lines(dep, i)
                     self._want(tier, path, lines, fallback)
-                    if tier[0] <= 1 and dep.definitions[i].kind in CLASS_KINDS:
+                    if tier[0] == 0 and dep.definitions[i].kind in CLASS_KINDS:
                         self._outline(path, dep, _static_members(dep, i))
                 if (path, dep) not in modules:
                     modules.append((path, dep))
@@ -356,9 +355,7 @@ class Selector:
         for name, path, dep, i in candidates:
             if owners[name] > 3:
                 continue  # too common a name to tell which class is meant
-            # A name several classes define may belong to none of them: it waits behind the imported names.
-            tier = (0, -usage.scope_attrs[name], -usage.attrs[name]) if usage.scope_attrs[name] and owners[name] == 1 \
-                else (3, -usage.scope_attrs[name], -usage.attrs[name])
+            tier = (0, -usage.scope_attrs[name], -usage.attrs[name]) if usage.scope_attrs[name] else (3, 0, -usage.attrs[name])
             lines, fallback = member_lines(dep, i)
             self._want(tier, path, lines, fallback)
 
