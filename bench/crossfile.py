@@ -4,7 +4,8 @@ JSON-RPC, and context-gathering time in-process.
 Quality, per mode on the same seeded sample of cases and the same model:
   none    no cross-file context (`context.crossFile: false`)
   graph   the import-graph context (the default server)
-  nearby  baseline: the nearest files of the same directory (bench/serve_nearby.py)
+  nearby  baseline: the nearest files of the same directory (bench/nearby.py)
+  oracle  upper bound: just the definitions of the names the answer uses (bench/oracle.py; reads the answer)
 Each case's target file is sent as the open document (prefix + suffix, so the answer on disk never leaks) and
 completed at the hole. Scores: exact match (first line, stripped), edit similarity (1 - Levenshtein / longer
 length) and context recall (the prompt carried a file from `imported_module_paths`). With --out and --resume a
@@ -38,6 +39,7 @@ from lsp import inline_completion, server_command, session, status  # noqa: E402
 
 DATA = HERE.parent.parent / "shared" / "bench" / "crossfile"
 STAND_IN = "qwen2.5-coder-0.5b-q4"
+BASELINES = ("nearby", "oracle")  # context providers that bench/serve_baseline.py puts into the real server
 
 
 def set_data(path: Path) -> None:
@@ -82,14 +84,16 @@ async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budge
     """Complete every case in `mode`, one server per repository; each result is also written to `sink` (JSON
     lines) as soon as it is known, so an interrupted run can be resumed."""
     options = {"context": {"crossFile": mode != "none", "maxTokens": budget}, "maxTokens": max_new}
-    entry = str(HERE / "serve_nearby.py") if mode == "nearby" else None
+    baseline = ("--bench-context", mode, "--bench-cases", str(DATA / "cases.jsonl")) if mode in BASELINES else ()
+    entry = str(HERE / "serve_baseline.py") if baseline else None
     results = []
     by_repo: dict[str, list[dict]] = defaultdict(list)
     for case in cases:
         by_repo[case["repo"]].append(case)
     for repo, repo_cases in sorted(by_repo.items()):
         root = (DATA / "repos" / repo).resolve()
-        command = server_command("--model", model, "--threads", str(threads), "--no-download", entry=entry)
+        command = server_command("--model", model, "--threads", str(threads), "--no-download", *baseline,
+                                 entry=entry)
         async with session(command, root, options) as client:
             for version, case in enumerate(repo_cases, 1):
                 uri = (root / case["path"]).as_uri()

@@ -14,6 +14,17 @@ from codegemma_lsp.prompt import ContextFile
 from codegemma_lsp.window import Tokenize
 
 
+def fit_lines(text: str, room: int, tokenize: Tokenize) -> list[int]:
+    """The token ids of `text`'s whole lines from the top, as many as fit in `room` tokens."""
+    ids: list[int] = []
+    for line in text.split("\n"):
+        line_ids = tokenize(line + "\n")
+        if len(ids) + len(line_ids) > room:
+            break
+        ids.extend(line_ids)
+    return ids
+
+
 class NearbyFiles:
     def __init__(self, index: WorkspaceIndex, per_file: int = 512) -> None:
         self.index = index
@@ -40,12 +51,7 @@ class NearbyFiles:
             room = min(self.per_file, budget - used - len(tokenize(f"# {rel}\n")) - 2)
             if room < 64:
                 break
-            ids: list[int] = []
-            for line in text.split("\n"):
-                line_ids = tokenize(line + "\n")
-                if len(ids) + len(line_ids) > room:
-                    break
-                ids.extend(line_ids)
+            ids = fit_lines(text, room, tokenize)
             out.append(ContextFile(rel, tuple(ids)))
             used += len(ids) + len(tokenize(f"# {rel}\n")) + 2
         return out
