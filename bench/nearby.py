@@ -14,6 +14,11 @@ from codegemma_lsp.prompt import ContextFile
 from codegemma_lsp.window import Tokenize
 
 
+def entry_cost(rel: str, tokenize: Tokenize) -> int:
+    """What a context entry costs besides its content: its path line and the separator around it."""
+    return len(tokenize(f"# {rel}\n")) + 2
+
+
 def fit_lines(text: str, room: int, tokenize: Tokenize) -> list[int]:
     """The token ids of `text`'s whole lines from the top, as many as fit in `room` tokens."""
     ids: list[int] = []
@@ -48,10 +53,11 @@ class NearbyFiles:
             if not text:
                 continue
             rel = self.index.relative(candidate)
-            room = min(self.per_file, budget - used - len(tokenize(f"# {rel}\n")) - 2)
+            cost = entry_cost(rel, tokenize)
+            room = min(self.per_file, budget - used - cost)
             if room < 64:
                 break
             ids = fit_lines(text, room, tokenize)
             out.append(ContextFile(rel, tuple(ids)))
-            used += len(ids) + len(tokenize(f"# {rel}\n")) + 2
+            used += len(ids) + cost
         return out

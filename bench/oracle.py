@@ -15,7 +15,7 @@ from codegemma_lsp.context.imports import identifiers
 from codegemma_lsp.context.index import WorkspaceIndex
 from codegemma_lsp.prompt import ContextFile
 from codegemma_lsp.window import Tokenize
-from nearby import fit_lines
+from nearby import entry_cost, fit_lines
 
 MAX_LINES = 40
 
@@ -50,8 +50,9 @@ class HiddenDefinitions:
                       for d in facts.definitions if d.parent is None and d.name in hidden]
             if not chunks:
                 continue
-            ids = fit_lines("\n\n".join(chunks), budget - used - len(tokenize(f"# {rel}\n")) - 2, tokenize)
+            cost = entry_cost(rel, tokenize)
+            ids = fit_lines("\n\n".join(chunks), budget - used - cost, tokenize)
             if ids:
                 out.append(ContextFile(rel, tuple(ids)))
-                used += len(ids) + len(tokenize(f"# {rel}\n")) + 2
+                used += len(ids) + cost
         return out
