@@ -104,16 +104,17 @@ def _last_line(text: str) -> str | None:
 def _block_floor(where: Surroundings) -> int:
     """The least indentation a block completion's lines may have, the cursor's line being blank before it.
 
-    With the cursor after indentation, the block is the cursor's. At column 0 the lines around the cursor say
+    With the cursor after indentation, the block is the cursor's. At column 0 the line before the cursor says
     whether it is inside an indented construct; lines may dedent within it (an `elif`, the end of a loop), but a
-    line back at column 0 leaves it (the next function, a `# test` comment, `if __name__ ...`).
+    line back at column 0 leaves it (the next function, a `# test` comment, `if __name__ ...`). An indented line
+    after the cursor with none before it means the hole opens that construct (`table = Table(` over its
+    arguments, a `def` over its body): its first line is at column 0 and must not end the block.
     """
     if where.line_prefix:
         return len(where.line_prefix)
     before = _last_line(where.prefix[: len(where.prefix) - len(where.line_prefix)])
-    after = next((line for line in where.suffix.split("\n") if line.strip()), None)
     inside = before is not None and (indentation(before) > 0 or before.rstrip().endswith(BLOCK_OPENERS))
-    return 1 if inside or (after is not None and indentation(after) > 0) else 0
+    return 1 if inside else 0
 
 
 def decide_mode(where: Surroundings) -> Mode:

@@ -74,6 +74,10 @@ def test_mode_block_at_column_zero_may_dedent_but_not_leave_its_construct():
     assert decide_mode(where("def f():\n", "\n\nprint(f())\n")) == Mode(True, floor=1)  # after an opener
     assert decide_mode(where("def f():\n    a = 1\n", "")) == Mode(True, floor=1)  # end of file, inside a def
     assert decide_mode(where("import os\n", "\nos.exit(0)\n")) == Mode(True, floor=0)
+    # Indented code after the cursor but none before it: the hole opens that code's construct at column 0.
+    prefix, suffix = "from rich.cells import CellTable\n\n", '\n    "6.1.0",\n    [(0, 0, 0)],\n)\n'
+    assert decide_mode(where(prefix, suffix)) == Mode(True, floor=0)
+    assert run(prefix, suffix, 'cell_table = CellTable(\n    "6.1.0",\n').text == "cell_table = CellTable("
     # An `elif` dedents below both neighbours: still inside the function, so it is kept.
     prefix = "def f(c):\n    for x in c:\n        if x:\n            a = 1\n"
     assert run(prefix, "            b = 2\n", "        elif y:\n").text == "        elif y:\n"
