@@ -13,6 +13,7 @@ from ..prompt import ContextFile
 from ..window import Tokenize
 from .graph import select_context
 from .index import WorkspaceIndex
+from .snippets import SnippetFinder
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,13 @@ def uri_to_path(uri: str) -> Path | None:
 
 
 class ImportGraphContext:
-    """Definitions the current file uses, from the files it imports, within the budget (see graph.py)."""
+    """Definitions the current file uses, from the files it imports, and code like the cursor's from other files,
+    within the budget (see graph.py and snippets.py)."""
 
-    def __init__(self, index: WorkspaceIndex, *, max_depth: int = 2) -> None:
+    def __init__(self, index: WorkspaceIndex, *, max_depth: int = 2, snippets: bool = True) -> None:
         self.index = index
         self.max_depth = max_depth
+        self.snippets = SnippetFinder(index) if snippets else None
         self.last_ms = 0.0
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
@@ -41,7 +44,7 @@ class ImportGraphContext:
         cursor_line = request.text.count("\n", 0, request.offset)
         try:
             selection = select_context(self.index, current, request.text, cursor_line, budget, tokenize,
-                                       repo=request.repo, max_depth=self.max_depth)
+                                       repo=request.repo, max_depth=self.max_depth, snippets=self.snippets)
         except RecursionError:  # a pathological import cycle: complete without context rather than fail
             log.warning("req=%d cross-file context gave up on %s", request.request_id, request.path)
             return ()

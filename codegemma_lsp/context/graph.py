@@ -34,6 +34,7 @@ from .index import WorkspaceIndex
 from .languages import language_of
 from .pack import Packer
 from .resolve import Target, implicit, resolve
+from .snippets import SHARE, SnippetFinder
 
 SMALL_DEFINITION = 12  # lines: a definition this short comes whole
 SMALL_CLASS = 20
@@ -406,8 +407,10 @@ class Selector:
 
 
 def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line: int, budget: int,
-                   tokenize: Tokenize, repo: str = "", max_depth: int = 2) -> list[tuple[str, tuple[int, ...]]]:
-    """The context files for a request: (workspace-relative path, content ids), dependencies first."""
+                   tokenize: Tokenize, repo: str = "", max_depth: int = 2,
+                   snippets: SnippetFinder | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """The context files for a request: (workspace-relative path, content ids), dependencies first, then the
+    files that lent similar code (`snippets`), nearest the current file."""
     spec = language_of(current)
     if spec is None or budget <= 0:
         return []
@@ -419,6 +422,10 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
         packer.offer(want)
         if packer.used >= budget - 4:
             break
+    if snippets is not None:
+        share = min(budget, packer.used + SHARE)
+        for rank, snippet in enumerate(snippets.find(current, spec, facts.lines, cursor_line)):
+            packer.offer(Want((9, rank), snippet.path, snippet.lines), limit=share)
     out: list[tuple[str, tuple[int, ...]]] = []
     for path in selector.file_order(set(packer.lines)):
         out.append((index.relative(path), tuple(packer.render(path, packer.lines[path]))))

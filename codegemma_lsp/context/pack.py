@@ -58,7 +58,9 @@ class Packer:
             previous = line
         return ids
 
-    def offer(self, want: Want) -> bool:
+    def offer(self, want: Want, limit: int | None = None) -> bool:
+        """Add the wanted lines (or their fallback) if they fit the budget, or `limit` when it is lower."""
+        budget = self.budget if limit is None else min(limit, self.budget)
         for lines in (want.lines, want.fallback):
             if not lines:
                 continue
@@ -70,7 +72,7 @@ class Packer:
             extra = cost - self.costs.get(want.path, 0)
             if want.path not in self.lines:
                 extra += self.overhead(want.path) + (self.header if not self.lines else 0)
-            if self.used + extra <= self.budget:
+            if self.used + extra <= budget:
                 self.lines[want.path] = merged
                 self.costs[want.path] = cost
                 self.used += extra

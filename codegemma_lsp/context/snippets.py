@@ -1,0 +1,109 @@
+"""Code like the code above the cursor, from the workspace's other files: how the names it uses are used
+elsewhere (a call's arguments, the statement a common pattern goes on with, a generated sibling's shape).
+
+The import graph shows definitions; this shows uses. Each file is cut into chunks of CHUNK_LINES lines that
+overlap by half, scored by the Jaccard similarity of their identifiers with those of the CHUNK_LINES non-blank
+lines above the cursor (the cursor line left out, so typing on it changes nothing). The best fill what the
+graph left of the budget, up to SHARE tokens. Each file's identifier postings are kept and rebuilt only when
+its text changes, so a warm request costs a dictionary lookup per query identifier per file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .index import WorkspaceIndex
+from .languages import LanguageSpec, language_of
+
+CHUNK_LINES = 12
+STRIDE = CHUNK_LINES // 2
+MIN_SIMILARITY = 0.15  # below this a chunk shares little more than keywords with the cursor's code
+MAX_SNIPPETS = 8
+SHARE = 256  # the most tokens of the budget snippets take, and only what the graph left
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: Path
+    start: int  # first line, 0-based
+    similarity: float
+
+    @property
+    def lines(self) -> frozenset[int]:
+        return frozenset(range(self.start, self.start + CHUNK_LINES))
+
+
+@dataclass(frozen=True)
+class FileChunks:
+    """One file's chunks as identifier sets, inverted: identifier -> the chunks holding it."""
+
+    text: str  # the text they were cut from: a file whose text is another object is cut again
+    sizes: tuple[int, ...]  # distinct identifiers per chunk
+    postings: dict[str, tuple[int, ...]]
+
+
+def cut(text: str) -> FileChunks:
+    lines = text.split("\n")
+    sizes = []
+    postings: dict[str, list[int]] = defaultdict(list)
+    for number, start in enumerate(range(0, max(1, len(lines) - CHUNK_LINES + 1), STRIDE)):
+        names = set(_IDENT.findall("\n".join(lines[start:start + CHUNK_LINES])))
+        sizes.append(len(names))
+        for name in names:
+            postings[name].append(number)
+    return FileChunks(text, tuple(sizes), {name: tuple(chunks) for name, chunks in postings.items()})
+
+
+def cursor_names(lines: tuple[str, ...] | list[str], cursor_line: int) -> frozenset[str]:
+    """Identifiers of the non-blank lines above the cursor line (at most CHUNK_LINES of them)."""
+    above = [line for line in lines[max(0, cursor_line - 5 * CHUNK_LINES):cursor_line] if line.strip()]
+    return frozenset(_IDENT.findall("\n".join(above[-CHUNK_LINES:])))
+
+
+def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]]:
+    """(Jaccard similarity, chunk start line) of the chunks sharing at least one identifier with `names`."""
+    shared: dict[int, int] = defaultdict(int)
+    for name in names:
+        for number in chunks.postings.get(name, ()):
+            shared[number] += 1
+    return [(count / (len(names) + chunks.sizes[n] - count), n * STRIDE) for n, count in shared.items()]
+
+
+class SnippetFinder:
+    """Per-workspace chunk cache and the search over it."""
+
+    def __init__(self, index: WorkspaceIndex) -> None:
+        self.index = index
+        self._files: dict[Path, FileChunks] = {}
+
+    def _chunks(self, path: Path) -> FileChunks | None:
+        text = self.index.text(path)
+        if text is None:
+            self._files.pop(path, None)
+            return None
+        cached = self._files.get(path)
+        if cached is None or (cached.text is not text and cached.text != text):
+            cached = self._files[path] = cut(text)
+        return cached
+
+    def find(self, current: Path, spec: LanguageSpec, lines: tuple[str, ...], cursor_line: int) -> list[Snippet]:
+        """The most similar chunks of other files in the current file's language, best first (ties by path)."""
+        names = cursor_names(lines, cursor_line)
+        if not names:
+            return []
+        found: list[tuple[float, str, int, Path]] = []
+        for listed in self.index.files():
+            path = self.index.is_file(listed)
+            if path is None or path == current or language_of(path) is not spec:
+                continue
+            chunks = self._chunks(path)
+            if chunks is None:
+                continue
+            found += [(score, str(path), start, path) for score, start in similar(chunks, names)
+                      if score >= MIN_SIMILARITY]
+        found.sort(key=lambda hit: (-hit[0], hit[1], hit[2]))
+        return [Snippet(path, start, score) for score, _, start, path in found[:MAX_SNIPPETS]]
