@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from codegemma_lsp.context import WorkspaceIndex
 from codegemma_lsp.context.languages import language_of
-from codegemma_lsp.context.snippets import CHUNK_LINES, MIN_SIMILARITY, SHARE, SnippetFinder, cursor_names, cut, similar
+from codegemma_lsp.context import snippets
+from codegemma_lsp.context.snippets import (
+    CHUNK_LINES,
+    MIN_SIMILARITY,
+    SHARE,
+    SnippetFinder,
+    cursor_names,
+    cut,
+    folder_distance,
+    similar,
+)
 
 from tests.test_context_graph import TOKENIZE, gather, rendered
 from tests.test_context_resolve import write
@@ -88,3 +98,18 @@ def test_similarity_is_jaccard_over_identifiers_and_edits_on_disk_are_seen(tmp_p
         (root / "pkg/data" / sibling).write_text(UNRELATED)
     index.changed_on_disk([root / "pkg/data/table10.py", root / "pkg/data/table11.py"], created_or_deleted=False)
     assert all(s.path.name not in ("table10.py", "table11.py") for s in finder.find(current, language_of(current), lines, cursor))
+
+
+def test_a_large_workspace_is_searched_nearest_folders_first(tmp_path, monkeypatch):
+    root = workspace(tmp_path)
+    assert folder_distance(root / "a/b", root / "a/c/d") == 3 and folder_distance(root / "a", root / "a") == 0
+    monkeypatch.setattr(snippets, "MAX_FILES", 4)
+    index = WorkspaceIndex([root])
+    current = (root / "pkg/data/table12.py").resolve()
+    finder = SnippetFinder(index)
+    names = lambda: [p.relative_to(root).as_posix() for p in finder.candidates(current, language_of(current))]  # noqa: E731
+    assert names() == ["pkg/data/table10.py", "pkg/data/table11.py", "pkg/data/table12.py",  # its own folder first
+                       "pkg/__init__.py"]  # then the parent's: pkg/shout.py and pkg/cells.py are left out
+    write(root, {"pkg/data/table09.py": TABLE.format(version="9")})
+    index.changed_on_disk([root / "pkg/data/table09.py"])  # a new file: the list is made again
+    assert names()[0] == "pkg/data/table09.py" and len(names()) == 4

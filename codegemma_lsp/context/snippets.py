@@ -23,11 +23,14 @@ STRIDE = CHUNK_LINES // 2
 MIN_SIMILARITY = 0.15  # below this a chunk shares little more than keywords with the cursor's code
 MAX_SNIPPETS = 8
 SHARE = 256  # the most tokens of the budget snippets take, and only what the graph left
+MAX_FILES = 500  # the files nearest the current one that are searched: a monorepo's far corners cost time
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 @dataclass(frozen=True)
 class Snippet:
+    """A chunk of another file and how like the cursor's code it is."""
+
     path: Path
     start: int  # first line, 0-based
     similarity: float
@@ -73,12 +76,33 @@ def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]
     return [(count / (len(names) + chunks.sizes[n] - count), n * STRIDE) for n, count in shared.items()]
 
 
+def folder_distance(a: Path, b: Path) -> int:
+    """Steps up and down the folder tree from `a` to `b`."""
+    shared = 0
+    for x, y in zip(a.parts, b.parts):
+        if x != y:
+            break
+        shared += 1
+    return len(a.parts) + len(b.parts) - 2 * shared
+
+
 class SnippetFinder:
     """Per-workspace chunk cache and the search over it."""
 
     def __init__(self, index: WorkspaceIndex) -> None:
         self.index = index
         self._files: dict[Path, FileChunks] = {}
+        self._nearest: tuple[tuple, list[Path]] = ((), [])
+
+    def candidates(self, current: Path, spec: LanguageSpec) -> list[Path]:
+        """Up to MAX_FILES files in the current file's language, nearest its directory first; kept until the
+        file set changes or the current directory does."""
+        key = (current.parent, spec.name, self.index.generation)
+        if self._nearest[0] != key:
+            listed = [path for path in self.index.files() if language_of(path) is spec]
+            listed.sort(key=lambda path: (folder_distance(path.parent, current.parent), str(path)))
+            self._nearest = (key, listed[:MAX_FILES])
+        return self._nearest[1]
 
     def _chunks(self, path: Path) -> FileChunks | None:
         text = self.index.text(path)
@@ -96,9 +120,9 @@ class SnippetFinder:
         if not names:
             return []
         found: list[tuple[float, str, int, Path]] = []
-        for listed in self.index.files():
+        for listed in self.candidates(current, spec):
             path = self.index.is_file(listed)
-            if path is None or path == current or language_of(path) is not spec:
+            if path is None or path == current:
                 continue
             chunks = self._chunks(path)
             if chunks is None:
