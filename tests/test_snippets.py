@@ -3,9 +3,8 @@ its share of the budget, never from the current file, unchanged while the user t
 
 from __future__ import annotations
 
-from codegemma_lsp.context import WorkspaceIndex
+from codegemma_lsp.context import WorkspaceIndex, snippets
 from codegemma_lsp.context.languages import language_of
-from codegemma_lsp.context import snippets
 from codegemma_lsp.context.snippets import (
     CHUNK_LINES,
     MIN_SIMILARITY,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..window import Tokenize
-from .imports import CLASS_KINDS, FUNCTION_KINDS, Definition, FileFacts
+from .imports import CLASS_KINDS, FUNCTION_KINDS, Definition, FileFacts, identifiers
 from .index import WorkspaceIndex
 from .languages import language_of
 from .pack import Packer
@@ -47,7 +47,6 @@ CONSTRUCTORS = frozenset({"__init__", "constructor", "new", "__new__", "__post_i
 MAX_OUTLINE = 24  # an outline (a class's static members, a module alias's names) longer than this is left out
 _STATIC = re.compile(r"@classmethod|@staticmethod|\bstatic\b")
 
-_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _ATTR = re.compile(r"(?:\.|->|::)\s*([A-Za-z_$][\w$]*)")
 
 
@@ -81,7 +80,7 @@ def _names(line: str) -> tuple[list[str], list[str]]:
     if found is None:
         if len(_LINE_NAMES) > 200_000:
             _LINE_NAMES.clear()
-        found = _LINE_NAMES[line] = (_IDENT.findall(line), _ATTR.findall(line))
+        found = _LINE_NAMES[line] = (identifiers(line), _ATTR.findall(line))
     return found
 
 
@@ -370,7 +369,7 @@ class Selector:
             mentioned = set()
             for line in sorted(want.lines):
                 if line < len(dep.lines):
-                    mentioned.update(_IDENT.findall(dep.lines[line]))
+                    mentioned.update(identifiers(dep.lines[line]))
             for imp in dep.imports:
                 if imp.local not in mentioned:
                     continue

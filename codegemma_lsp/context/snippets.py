@@ -10,11 +10,11 @@ its text changes, so a warm request costs a dictionary lookup per query identifi
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from .imports import identifiers
 from .index import WorkspaceIndex
 from .languages import LanguageSpec, language_of
 
@@ -24,7 +24,6 @@ MIN_SIMILARITY = 0.15  # below this a chunk shares little more than keywords wit
 MAX_SNIPPETS = 8
 SHARE = 256  # the most tokens of the budget snippets take, and only what the graph left
 MAX_FILES = 500  # the files nearest the current one that are searched: a monorepo's far corners cost time
-_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def cut(text: str) -> FileChunks:
     sizes = []
     postings: dict[str, list[int]] = defaultdict(list)
     for number, start in enumerate(range(0, max(1, len(lines) - CHUNK_LINES + 1), STRIDE)):
-        names = set(_IDENT.findall("\n".join(lines[start:start + CHUNK_LINES])))
+        names = set(identifiers("\n".join(lines[start:start + CHUNK_LINES])))
         sizes.append(len(names))
         for name in names:
             postings[name].append(number)
@@ -64,7 +63,7 @@ def cut(text: str) -> FileChunks:
 def cursor_names(lines: tuple[str, ...] | list[str], cursor_line: int) -> frozenset[str]:
     """Identifiers of the non-blank lines above the cursor line (at most CHUNK_LINES of them)."""
     above = [line for line in lines[max(0, cursor_line - 5 * CHUNK_LINES):cursor_line] if line.strip()]
-    return frozenset(_IDENT.findall("\n".join(above[-CHUNK_LINES:])))
+    return frozenset(identifiers("\n".join(above[-CHUNK_LINES:])))
 
 
 def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]]:
