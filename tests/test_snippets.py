@@ -3,7 +3,7 @@ its share of the budget, never from the current file, unchanged while the user t
 
 from __future__ import annotations
 
-from codegemma_lsp.context import WorkspaceIndex, graph, snippets
+from codegemma_lsp.context import WorkspaceIndex, snippets
 from codegemma_lsp.context.languages import language_of
 from codegemma_lsp.context.snippets import (
     CHUNK_LINES,
@@ -112,40 +112,3 @@ def test_a_large_workspace_is_searched_nearest_folders_first(tmp_path, monkeypat
     write(root, {"pkg/data/table09.py": TABLE.format(version="9")})
     index.changed_on_disk([root / "pkg/data/table09.py"])  # a new file: the list is made again
     assert names()[0] == "pkg/data/table09.py" and len(names()) == 4
-
-
-
-POOL = '''class T:
-    """T."""
-    def a(self):
-        self.p = []
-
-    def h(self, q, t):
-        p = self.p
-        c = p.pop()
-        r = c.send(q, t)
-        if r.s:
-            c = dial(q, t)
-            r = c.send(q, t)
-        p.append(c)
-        log(r)
-        log(q)
-        log(t)
-        return r
-'''
-
-
-def test_a_chunk_inside_a_method_comes_with_its_class_and_signature(tmp_path, monkeypatch):
-    monkeypatch.setattr(snippets, "MAX_SNIPPETS", 1)
-    monkeypatch.setattr(graph, "SHARE", 1024)  # one id per character: a chunk is more than the default share
-    current = "def f(q, t):\n    c = dial(q, t)\n    r = c.send(q, t)\n    log(r)\n    \n"
-    offset = len(current) - 1
-    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/pool.py": POOL, "pkg/f.py": current})
-    path = (root / "pkg/f.py").resolve()
-    found = SnippetFinder(WorkspaceIndex([root])).find(path, language_of(path), tuple(current.split("\n")), 4)
-    lines = POOL.split("\n")
-    assert found[0].start == 6 and found[0].frame == {lines.index("class T:"), lines.index("    def h(self, q, t):")}
-    assert found[0].lines == found[0].frame | set(range(6, 6 + CHUNK_LINES))
-    shown = rendered(gather(root, "pkg/f.py", current, offset, snippets=True))["pkg/pool.py"]
-    # Where the chunk lives, and nothing else of the file: `a` is elided.
-    assert shown.startswith("class T:\n    ...\n    def h(self, q, t):\n        p = self.p\n") and "def a" not in shown

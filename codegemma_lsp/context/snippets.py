@@ -4,10 +4,8 @@ elsewhere (a call's arguments, the statement a common pattern goes on with, a ge
 The import graph shows definitions; this shows uses. Each file is cut into chunks of CHUNK_LINES lines that
 overlap by half, scored by the Jaccard similarity of their identifiers with those of the CHUNK_LINES non-blank
 lines above the cursor (the cursor line left out, so typing on it changes nothing). The best fill what the
-graph left of the budget, up to SHARE tokens, each with the signature lines of the definitions around it (its
-class, its function), which say where the code lives and what its names are. Each file's identifier postings
-are kept and rebuilt only when its text changes, so a warm request costs a dictionary lookup per query
-identifier per file.
+graph left of the budget, up to SHARE tokens. Each file's identifier postings are kept and rebuilt only when
+its text changes, so a warm request costs a dictionary lookup per query identifier per file.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .imports import FileFacts, identifiers
+from .imports import identifiers
 from .index import WorkspaceIndex
 from .languages import LanguageSpec, language_of
 
@@ -35,11 +33,10 @@ class Snippet:
     path: Path
     start: int  # first line, 0-based
     similarity: float
-    frame: frozenset[int] = frozenset()  # signature lines of the definitions the chunk starts inside
 
     @property
     def lines(self) -> frozenset[int]:
-        return frozenset(range(self.start, self.start + CHUNK_LINES)) | self.frame
+        return frozenset(range(self.start, self.start + CHUNK_LINES))
 
 
 @dataclass(frozen=True)
@@ -76,15 +73,6 @@ def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]
         for number in chunks.postings.get(name, ()):
             shared[number] += 1
     return [(count / (len(names) + chunks.sizes[n] - count), n * STRIDE) for n, count in shared.items()]
-
-
-def enclosing_heads(facts: FileFacts | None, line: int) -> frozenset[int]:
-    """The signature lines of every definition that `line` sits inside (a method's class, then the method)."""
-    heads: set[int] = set()
-    for d in facts.definitions if facts is not None else ():
-        if d.start < line <= d.end:
-            heads.update(range(d.start, d.head_end + 1))
-    return frozenset(heads)
 
 
 def folder_distance(a: Path, b: Path) -> int:
@@ -141,5 +129,4 @@ class SnippetFinder:
             found += [(score, str(path), start, path) for score, start in similar(chunks, names)
                       if score >= MIN_SIMILARITY]
         found.sort(key=lambda hit: (-hit[0], hit[1], hit[2]))
-        return [Snippet(path, start, score, enclosing_heads(self.index.facts(path), start))
-                for score, _, start, path in found[:MAX_SNIPPETS]]
+        return [Snippet(path, start, score) for score, _, start, path in found[:MAX_SNIPPETS]]
