@@ -10,9 +10,10 @@ Each case's target file is sent as the open document (prefix + suffix, so the an
 completed at the hole. Scores: exact match (first line, stripped), edit similarity (1 - Levenshtein / longer
 length) and context recall (the prompt carried a file from `imported_module_paths`). With --out and --resume a
 run continues where it stopped; graph results whose context block has changed since (a packing change) run again.
+Each mode is set against none on the same cases with a paired bootstrap 95% interval and a sign test.
 
 Timing (--timing): cold index + first request and warm per-request gathering on the largest repository and on a
-generated 1,000-file repository, with the stand-in's real tokenizer.
+generated repository of --generated modules (1,000), with the stand-in's real tokenizer.
 
     .venv/bin/python bench/crossfile.py --cases 75 --modes none,graph,nearby
     .venv/bin/python bench/crossfile.py --timing
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import random
 import statistics
 import sys
@@ -157,10 +159,33 @@ def paired(results: list[dict], modes: list[str]) -> None:
         for a, b in pairs:
             per_repo[a["repo"]] += a["exact"] - b["exact"]
         worst = min(per_repo, key=per_repo.get)
+        em_low, em_high = bootstrap_interval([100 * (a["exact"] - b["exact"]) for a, b in pairs])
+        es_low, es_high = bootstrap_interval([100 * (a["es"] - b["es"]) for a, b in pairs])
         print(f"{mode} vs none on the same {len(pairs)} cases: exact match {100 * (won - lost) / len(pairs):+.1f} "
               f"points ({won} won, {lost} lost), edit similarity {es:+.1f}; per repository "
               + ", ".join(f"{repo} {d:+d}" for repo, d in sorted(per_repo.items()))
               + f" (lowest: {worst} {per_repo[worst]:+d})")
+        print(f"  95% interval (paired bootstrap): exact match {em_low:+.1f} to {em_high:+.1f}, edit similarity "
+              f"{es_low:+.1f} to {es_high:+.1f}; sign test on the {won + lost} cases that differ: "
+              f"p = {sign_test(won, lost):.3f}")
+
+
+def sign_test(won: int, lost: int) -> float:
+    """Exact two-sided sign (McNemar) test: how often a fair coin splits the cases that differ this unevenly."""
+    n = won + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(won, lost) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def bootstrap_interval(differences: list[float], draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean per-case difference, resampling cases: how far the sample alone could move
+    the figure, which a goal of a few points needs beside it."""
+    rng = random.Random(seed)
+    n = len(differences)
+    means = sorted(sum(rng.choices(differences, k=n)) / n for _ in range(draws))
+    return means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
 # --- context blocks in-process (no model: tokenizer only) ------------------------------------------------------
@@ -273,7 +298,7 @@ def generated_repo(root: Path, files: int = 1000) -> Path:
     return root
 
 
-def timing(model: str, budget: int) -> None:
+def timing(model: str, budget: int, generated: int = 1000) -> None:
     import tempfile
 
     from codegemma_lsp.completion import CompletionRequest
@@ -286,14 +311,14 @@ def timing(model: str, budget: int) -> None:
     targets = [(DATA / "repos" / largest, [(c["path"], c["prefix"] + c["suffix"], len(c["prefix"]))
                                             for c in cases if c["repo"] == largest][:20], f"{largest} ({sizes[largest]} .py files)")]
     tmp = Path(tempfile.mkdtemp(prefix="codegemma-gen-"))
-    gen = generated_repo(tmp)
+    gen = generated_repo(tmp, generated)
     gen_cases = []
-    for i in (3, 250, 517, 999):
+    for i in (3, generated // 4, generated // 2 + 17, generated - 1):
         rel = f"src/gen/pkg{i % 20}/mod{i}.py"
         text = (gen / rel).read_text()
         offset = text.index("    return 2 * x") + 4
         gen_cases.append((rel, text, offset))
-    targets.append((gen, gen_cases, "generated (1,000 modules)"))
+    targets.append((gen, gen_cases, f"generated ({generated:,} modules)"))
     print(f"\ncontext gathering, budget {budget} tokens, tokenizer of {model}, in-process")
     for root, items, label in targets:
         root = root.resolve()
@@ -341,6 +366,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the results already in --out and run only the (case, mode) pairs missing there")
     parser.add_argument("--timing", action="store_true", help="only time context gathering")
+    parser.add_argument("--generated", type=int, default=1000, help="modules in the generated repository timed")
     parser.add_argument("--recall", action="store_true", help="only context recall on all cases (no model run)")
     parser.add_argument("--data", type=Path, default=DATA, help=f"benchmark data (default {DATA})")
     args = parser.parse_args()
@@ -349,7 +375,7 @@ def main() -> int:
         if args.recall:
             recall(args.model, args.budget)
         if args.timing:
-            timing(args.model, args.budget)
+            timing(args.model, args.budget, args.generated)
         return 0
     cases = sample([json.loads(line) for line in open(DATA / "cases.jsonl")], args.cases, args.seed)
     modes = args.modes.split(",")

@@ -41,6 +41,9 @@ class NearbyFiles:
         parent = [p for p in self.index.list_dir(current.parent.parent) if p.suffix == current.suffix]
         return out + sorted(parent)
 
+    def prepare(self, uri: str) -> None:
+        """Nothing to work out ahead: every request reads what it needs."""
+
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         current = self.index.confine(path) if path else None

@@ -33,6 +33,9 @@ class HiddenDefinitions:
                 return case
         return None
 
+    def prepare(self, uri: str) -> None:
+        """Nothing to work out ahead: every request reads what it needs."""
+
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         case = self.case(request) if path and self.index.confine(path) else None

@@ -53,6 +53,9 @@ class ContextProvider(Protocol):
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]: ...
 
+    def prepare(self, uri: str) -> None:
+        """Work ahead for a document just opened, run in the background (caches only: nothing to return)."""
+
 
 class CompletionService:
     """Holds the engine, its template and per-document window anchors; one request at a time."""

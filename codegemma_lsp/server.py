@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class CodegemmaServer(HardenedLanguageServer):
         self.pending_messages: list[str] = []
         self.infer = ThreadPoolExecutor(1, thread_name_prefix="codegemma-infer")
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="codegemma-load")
+        self.indexer = ThreadPoolExecutor(1, thread_name_prefix="codegemma-index")
         self.latest: dict[str, Pending] = {}
         self.request_ids = itertools.count(1)
         self.stale_requests = 0
@@ -237,6 +238,8 @@ class CodegemmaServer(HardenedLanguageServer):
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
         }
+        result["index"] = {"folders": [str(root) for root in self.context_index.roots],
+                           "files": self.context_index.file_count()}
         if loaded is None:
             return result
         engine = loaded.service.engine
@@ -292,6 +295,16 @@ class CodegemmaServer(HardenedLanguageServer):
         if not folders and self.workspace.root_path:
             folders = [self.workspace.root_path]
         self.context_index.set_roots([Path(f) for f in folders if f])
+        self.warm_index()
+
+    def warm_index(self, uri: str | None = None) -> None:
+        """Work ahead in the background, so the next completion does not wait for it: list the workspace's files
+        (while the model loads, or after the file set changed: 0.6 s over 50,000 files on a 2-core machine), or
+        prepare the context of a document just opened (`uri`)."""
+        if self.config.context.cross_file:
+            work = self.indexer.submit(self.context_index.files) if uri is None else \
+                self.indexer.submit(self.context_provider.prepare, uri)
+            work.add_done_callback(_log_failure)
 
     def sync_document(self, uri: str, closed: bool = False) -> None:
         path = to_fs_path(uri)
@@ -315,15 +328,21 @@ class CodegemmaServer(HardenedLanguageServer):
         worker threads. False when one is still busy (a model load or download cannot be interrupted), so the
         caller exits without waiting for it."""
         self.stop_all()
-        for pool in (self.infer, self.loader):
+        for pool in (self.infer, self.loader, self.indexer):
             pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + timeout_s
         for thread in threading.enumerate():
-            if thread.name.startswith(("codegemma-infer", "codegemma-load")):
+            if thread.name.startswith(("codegemma-infer", "codegemma-load", "codegemma-index")):
                 thread.join(max(0.0, deadline - time.monotonic()))
                 if thread.is_alive():
                     return False
         return True
+
+
+def _log_failure(work: Future) -> None:
+    """Background work that failed costs only its head start: the request does the same work and reports."""
+    if not work.cancelled() and work.exception() is not None:
+        log.warning("background context work failed: %r", work.exception())
 
 
 def _cursor_word(completion_prefix: str) -> str:
@@ -415,6 +434,7 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodegemmaServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.sync_document(params.text_document.uri)
+        ls.warm_index(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodegemmaServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -434,6 +454,8 @@ def build_server(config: Config | None = None, engine_factory: EngineFactory = l
         paths = [p for change in params.changes if (p := to_fs_path(change.uri))]
         created = any(c.type != types.FileChangeType.Changed for c in params.changes)
         ls.context_index.changed_on_disk(paths, created_or_deleted=created)
+        if created:
+            ls.warm_index()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_workspace_folders(ls: CodegemmaServer, params: types.DidChangeWorkspaceFoldersParams) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 from codegemma_lsp.context.imports import extract
@@ -190,3 +192,30 @@ def test_open_documents_win_over_disk(tmp_path):
     (root / "a.py").write_text("def saved(): ...\n\n")
     index.changed_on_disk([root / "a.py"], created_or_deleted=False)
     assert [d.name for d in index.facts(root / "a.py").definitions] == ["saved"]
+
+
+def test_edits_do_not_wait_for_a_file_walk_and_a_walk_overtaken_by_new_files_is_redone(tmp_path):
+    root = write(tmp_path, {"a.py": "A = 1\n"})
+    index = WorkspaceIndex([root])
+    entered, release = threading.Event(), threading.Event()
+    walk = index._walk
+
+    def slow_walk(folder):  # lists the folder, then takes its time before handing the list over
+        found = list(walk(folder))
+        entered.set()
+        release.wait(10)
+        return found
+
+    index._walk = slow_walk
+    listed: list = []
+    walker = threading.Thread(target=lambda: listed.append(index.files()))
+    walker.start()
+    assert entered.wait(10)
+    started = time.monotonic()
+    index.set_open(root / "b.py", "B = 2\n")  # an edit while the walk runs
+    (root / "c.py").write_text("C = 3\n")
+    index.changed_on_disk([root / "c.py"])  # a created file: the walk under way is stale
+    assert time.monotonic() - started < 1 and index.file_count() is None
+    release.set()
+    walker.join(10)
+    assert [p.name for p in listed[0]] == ["a.py", "c.py"] and index.file_count() == 2

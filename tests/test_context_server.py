@@ -3,6 +3,8 @@ document importing from it; `codegemma/status` says which files the prompt carri
 
 from __future__ import annotations
 
+import asyncio
+
 from lsprotocol import types
 
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
@@ -45,3 +47,30 @@ async def test_status_lists_the_imported_file_and_cross_file_off_turns_it_off(ti
         open_document(client, uri, MAIN)
         last = await complete(client, uri, MAIN, "apply_discount(total, ")
         assert last["contextFiles"] == [] and last["contextTokens"] == 0
+
+
+async def index_files(client, want: int) -> dict:
+    """Poll `codegemma/status` until the index lists `want` files (the walk runs in the background)."""
+    for _ in range(200):
+        index = (await status(client))["index"]
+        if index["files"] == want:
+            return index
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the index never listed {want} files: {index}")
+
+
+async def test_the_file_list_is_built_before_any_completion_and_again_after_files_are_created(tiny_model, tmp_path):
+    files = {f"pkg/mod{i}.py": f"def f{i}():\n    return {i}\n" for i in range(30)}
+    root = write(tmp_path / "ws", {**files, "pkg/__init__.py": "", "notes.txt": "not source\n"})
+    async with lsp_session(server_command("--model", str(tiny_model)), root=root, wait_ready=False) as (client, _):
+        index = await index_files(client, 31)  # no document opened, nothing requested: listed while loading
+        assert index["folders"] == [str(root)]
+
+        (root / "pkg" / "new.py").write_text("X = 1\n")
+        client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[
+            types.FileEvent(uri=(root / "pkg" / "new.py").as_uri(), type=types.FileChangeType.Created)]))
+        await index_files(client, 32)
+
+    async with lsp_session(server_command("--model", str(tiny_model)), root=root,
+                           init_options={"context": {"crossFile": False}}) as (client, _):
+        assert (await status(client))["index"]["files"] is None  # cross-file context off: no walk

@@ -112,3 +112,16 @@ def test_a_large_workspace_is_searched_nearest_folders_first(tmp_path, monkeypat
     write(root, {"pkg/data/table09.py": TABLE.format(version="9")})
     index.changed_on_disk([root / "pkg/data/table09.py"])  # a new file: the list is made again
     assert names()[0] == "pkg/data/table09.py" and len(names()) == 4
+
+
+def test_prepare_cuts_the_nearby_files_ahead_and_changes_nothing_found(tmp_path, monkeypatch):
+    root = workspace(tmp_path)
+    current = (root / "pkg/data/table12.py").resolve()
+    lines, cursor = tuple(HOLE.split("\n")), HOLE.count("\n", 0, OFFSET)
+    expected = SnippetFinder(WorkspaceIndex([root])).find(current, language_of(current), lines, cursor)
+    finder = SnippetFinder(WorkspaceIndex([root]))
+    cuts: list[str] = []
+    monkeypatch.setattr(snippets, "cut", lambda text: cuts.append(text) or cut(text))
+    finder.prepare(current, language_of(current))
+    assert len(cuts) == 5  # every other Python file of the workspace (the current one is never cut)
+    assert finder.find(current, language_of(current), lines, cursor) == expected and len(cuts) == 5

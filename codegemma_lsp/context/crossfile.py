@@ -13,6 +13,7 @@ from ..prompt import ContextFile
 from ..window import Tokenize
 from .graph import select_context
 from .index import WorkspaceIndex
+from .languages import language_of
 from .snippets import SnippetFinder
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,15 @@ class ImportGraphContext:
         self.max_depth = max_depth
         self.snippets = SnippetFinder(index) if snippets else None
         self.last_ms = 0.0
+
+    def prepare(self, uri: str) -> None:
+        """The cursor-independent part of a document's first request: the file list and the chunks of the files
+        near it."""
+        path = uri_to_path(uri)
+        current = self.index.confine(path) if path is not None else None
+        spec = language_of(current) if current is not None else None
+        if spec is not None and self.snippets is not None:
+            self.snippets.prepare(current, spec)
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
         t0 = time.perf_counter()

@@ -42,6 +42,7 @@ class WorkspaceIndex:
                  cache_size: int = 20_000) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.RLock()
+        self._walk_lock = threading.Lock()  # one file walk at a time; taken before `_lock`, never inside it
         self._roots: tuple[Path, ...] = ()
         self._open: dict[Path, str] = {}
         self._disk: dict[Path, tuple[int, int, str, str]] = {}  # path -> (mtime_ns, size, digest, text)
@@ -54,6 +55,7 @@ class WorkspaceIndex:
         self._document_facts: OrderedDict[Path, tuple[str, str, FileFacts]] = OrderedDict()  # (language, digest, facts)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None
+        self._listing = 0  # bumped when the file list is dropped: a walk started before then is stale
         self.generation = 0  # bumped whenever the set of files may have changed
         self._memo: dict = {}
         self._memo_key: tuple = ()
@@ -106,6 +108,7 @@ class WorkspaceIndex:
     def _forget_files(self) -> None:
         self._files = None
         self._by_name = None
+        self._listing += 1
         self.generation += 1
 
     @staticmethod
@@ -284,14 +287,26 @@ class WorkspaceIndex:
     # --- the file list (for longest-suffix matching and the nearby baseline) -------------------------------------
 
     def files(self) -> tuple[Path, ...]:
-        with self._lock:
-            if self._files is None:
-                self._files = {root: tuple(self._walk(root)) for root in self._roots}
-                self._by_name = {}
-                for paths in self._files.values():
-                    for path in paths:
-                        self._by_name.setdefault(path.name, []).append(path)
-            return tuple(p for paths in self._files.values() for p in paths)
+        """Every source file of the workspace folders. The walk runs outside the main lock, so the editor's
+        edits (`set_open`) never wait for it; a walk that a file-set change overtook is done again."""
+        with self._walk_lock:
+            while True:
+                with self._lock:
+                    if self._files is not None:
+                        return tuple(p for paths in self._files.values() for p in paths)
+                    roots, listing = self._roots, self._listing
+                walked = {root: tuple(self._walk(root)) for root in roots}
+                with self._lock:
+                    if self._listing == listing:
+                        self._files, self._by_name = walked, {}
+                        for paths in walked.values():
+                            for path in paths:
+                                self._by_name.setdefault(path.name, []).append(path)
+
+    def file_count(self) -> int | None:
+        """How many files the last walk listed; None until one has finished. Never walks or waits."""
+        listed = self._files
+        return None if listed is None else sum(len(paths) for paths in listed.values())
 
     def by_name(self, name: str) -> list[Path]:
         self.files()

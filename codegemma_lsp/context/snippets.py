@@ -10,9 +10,12 @@ its text changes, so a warm request costs a dictionary lookup per query identifi
 
 from __future__ import annotations
 
+import heapq
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .imports import identifiers
 from .index import WorkspaceIndex
@@ -97,11 +100,21 @@ class SnippetFinder:
         """Up to MAX_FILES files in the current file's language, nearest its directory first; kept until the
         file set changes or the current directory does."""
         key = (current.parent, spec.name, self.index.generation)
-        if self._nearest[0] != key:
+        nearest = self._nearest  # one read: `prepare` may set it from another thread meanwhile
+        if nearest[0] != key:
+            distances: dict[str, int] = {}  # per folder, not per file, and on strings: a monorepo lists 50,000
+
+            def rank(path: Path) -> tuple[int, str]:
+                text = str(path)
+                folder = text.rpartition(os.sep)[0]
+                distance = distances.get(folder)
+                if distance is None:
+                    distance = distances[folder] = folder_distance(Path(folder), current.parent)
+                return distance, text
+
             listed = [path for path in self.index.files() if language_of(path) is spec]
-            listed.sort(key=lambda path: (folder_distance(path.parent, current.parent), str(path)))
-            self._nearest = (key, listed[:MAX_FILES])
-        return self._nearest[1]
+            nearest = self._nearest = (key, heapq.nsmallest(MAX_FILES, listed, key=rank))
+        return nearest[1]
 
     def _chunks(self, path: Path) -> FileChunks | None:
         text = self.index.text(path)
@@ -113,19 +126,29 @@ class SnippetFinder:
             cached = self._files[path] = cut(text)
         return cached
 
+    def _nearby(self, current: Path, spec: LanguageSpec) -> Iterator[tuple[Path, FileChunks]]:
+        """The candidate files other than the current one, with their chunks."""
+        for listed in self.candidates(current, spec):
+            path = self.index.is_file(listed)
+            if path is None or path == current:
+                continue
+            chunks = self._chunks(path)
+            if chunks is not None:
+                yield path, chunks
+
+    def prepare(self, current: Path, spec: LanguageSpec) -> None:
+        """Cut the files near `current` into chunks ahead of its first request (the bulk of that request's time
+        when the folder is new: 100 ms in a 10,000-file repository)."""
+        for _ in self._nearby(current, spec):
+            pass
+
     def find(self, current: Path, spec: LanguageSpec, lines: tuple[str, ...], cursor_line: int) -> list[Snippet]:
         """The most similar chunks of other files in the current file's language, best first (ties by path)."""
         names = cursor_names(lines, cursor_line)
         if not names:
             return []
         found: list[tuple[float, str, int, Path]] = []
-        for listed in self.candidates(current, spec):
-            path = self.index.is_file(listed)
-            if path is None or path == current:
-                continue
-            chunks = self._chunks(path)
-            if chunks is None:
-                continue
+        for path, chunks in self._nearby(current, spec):
             found += [(score, str(path), start, path) for score, start in similar(chunks, names)
                       if score >= MIN_SIMILARITY]
         found.sort(key=lambda hit: (-hit[0], hit[1], hit[2]))
