@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from codegemma_lsp.context.imports import extract
+from codegemma_lsp.context import index as index_module
 from codegemma_lsp.context.index import WorkspaceIndex
 from codegemma_lsp.context.languages import language_of
 from codegemma_lsp.context.resolve import resolve, implementation_of
@@ -219,3 +220,12 @@ def test_edits_do_not_wait_for_a_file_walk_and_a_walk_overtaken_by_new_files_is_
     release.set()
     walker.join(10)
     assert [p.name for p in listed[0]] == ["a.py", "c.py"] and index.file_count() == 2
+
+
+def test_texts_read_from_disk_are_kept_within_a_bound_and_read_again_after(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "MAX_DISK_CHARS", 100)
+    root = write(tmp_path, {f"m{i}.py": f"VALUE_{i} = {'x' * 30!r}\n" for i in range(10)})
+    index = WorkspaceIndex([root])
+    assert all(index.text(root / f"m{i}.py") == f"VALUE_{i} = {'x' * 30!r}\n" for i in range(10))
+    assert len(index._disk) == 2 and index._disk.weight <= 100  # 45 characters each: two fit
+    assert index.text(root / "m0.py").startswith("VALUE_0 = ")  # dropped, read again

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .imports import FileFacts, extract
 from .languages import language_of
+from .lru import Lru
 
 SKIP_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", ".env", "__pycache__", ".tox", ".nox",
@@ -26,6 +27,7 @@ SKIP_DIRS = frozenset({
 })
 MAX_BYTES = 1 << 20
 MAX_FACT_CHARS = 4 << 20  # parsed facts kept, in characters of the texts they came from (~6 bytes each)
+MAX_DISK_CHARS = 32 << 20  # file texts kept from disk: a monorepo's every file read would be gigabytes
 MAX_WALK_FILES = 50_000
 MAX_DOCUMENT_FACTS = 64  # documents whose latest facts are kept, one version each
 MEMO_SECONDS = 30.0  # resolutions are remembered this long, or until a file event says the file set changed
@@ -45,13 +47,10 @@ class WorkspaceIndex:
         self._walk_lock = threading.Lock()  # one file walk at a time; taken before `_lock`, never inside it
         self._roots: tuple[Path, ...] = ()
         self._open: dict[Path, str] = {}
-        self._disk: dict[Path, tuple[int, int, str, str]] = {}  # path -> (mtime_ns, size, digest, text)
-        self._facts: OrderedDict[tuple[str, str], FileFacts] = OrderedDict()
-        self._cache_size = cache_size
+        # path -> (mtime_ns, size, digest, text)
+        self._disk: Lru[Path, tuple[int, int, str, str]] = Lru(cache_size, MAX_DISK_CHARS)
         # Also bounded by text size: facts hold their file's lines, so a count alone does not bound memory.
-        self._fact_chars: dict[tuple[str, str], int] = {}
-        self._total_fact_chars = 0
-        self._max_fact_chars = MAX_FACT_CHARS
+        self._facts: Lru[tuple[str, str], FileFacts] = Lru(cache_size, MAX_FACT_CHARS)
         self._document_facts: OrderedDict[Path, tuple[str, str, FileFacts]] = OrderedDict()  # (language, digest, facts)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None
@@ -101,7 +100,7 @@ class WorkspaceIndex:
         """didSave / didChangeWatchedFiles: forget cached reads; new or deleted files reset the file list."""
         with self._lock:
             for path in paths:
-                self._disk.pop(self._key(path), None)
+                self._disk.pop(self._key(path))
             if created_or_deleted:
                 self._forget_files()
 
@@ -212,7 +211,8 @@ class WorkspaceIndex:
             st = os.stat(real)
         except OSError:
             return None
-        cached = self._disk.get(real)
+        with self._lock:
+            cached = self._disk.get(real)
         if cached is not None and cached[0] == st.st_mtime_ns and cached[1] == st.st_size:
             return cached[2], cached[3]
         if not stat.S_ISREG(st.st_mode) or st.st_size > self.max_bytes:
@@ -230,7 +230,7 @@ class WorkspaceIndex:
         text = data.decode("utf-8", errors="replace")
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         with self._lock:
-            self._disk[real] = (st.st_mtime_ns, st.st_size, digest, text)
+            self._disk.put(real, (st.st_mtime_ns, st.st_size, digest, text), len(text))
         return digest, text
 
     def facts(self, path: Path | str) -> FileFacts | None:
@@ -270,18 +270,11 @@ class WorkspaceIndex:
         key = (language, digest)
         with self._lock:
             facts = self._facts.get(key)
-            if facts is not None:
-                self._facts.move_to_end(key)
-                return facts
+        if facts is not None:
+            return facts
         facts = extract(text, language)
         with self._lock:
-            self._facts[key] = facts
-            self._fact_chars[key] = len(text)
-            self._total_fact_chars += len(text)
-            while len(self._facts) > self._cache_size or (
-                    self._total_fact_chars > self._max_fact_chars and len(self._facts) > 1):
-                old, _ = self._facts.popitem(last=False)
-                self._total_fact_chars -= self._fact_chars.pop(old, 0)
+            self._facts.put(key, facts, len(text))
         return facts
 
     # --- the file list (for longest-suffix matching and the nearby baseline) -------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Iterator
 from .imports import identifiers
 from .index import WorkspaceIndex
 from .languages import LanguageSpec, language_of
+from .lru import Lru
 
 CHUNK_LINES = 12
 STRIDE = CHUNK_LINES // 2
@@ -27,6 +29,8 @@ MIN_SIMILARITY = 0.15  # below this a chunk shares little more than keywords wit
 MAX_SNIPPETS = 8
 SHARE = 256  # the most tokens of the budget snippets take, and only what the graph left
 MAX_FILES = 500  # the files nearest the current one that are searched: a monorepo's far corners cost time
+MAX_CUT_FILES = 4 * MAX_FILES  # files whose chunks are kept: a few folders' worth, not a monorepo's
+MAX_CUT_CHARS = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class SnippetFinder:
 
     def __init__(self, index: WorkspaceIndex) -> None:
         self.index = index
-        self._files: dict[Path, FileChunks] = {}
+        self._files: Lru[Path, FileChunks] = Lru(MAX_CUT_FILES, MAX_CUT_CHARS)
+        self._lock = threading.Lock()  # `prepare` runs in the background beside requests
         self._nearest: tuple[tuple, list[Path]] = ((), [])
 
     def candidates(self, current: Path, spec: LanguageSpec) -> list[Path]:
@@ -118,12 +123,15 @@ class SnippetFinder:
 
     def _chunks(self, path: Path) -> FileChunks | None:
         text = self.index.text(path)
-        if text is None:
-            self._files.pop(path, None)
-            return None
-        cached = self._files.get(path)
+        with self._lock:
+            cached = self._files.get(path)
+            if text is None:
+                self._files.pop(path)
+                return None
         if cached is None or (cached.text is not text and cached.text != text):
-            cached = self._files[path] = cut(text)
+            cached = cut(text)
+            with self._lock:
+                self._files.put(path, cached, len(text))
         return cached
 
     def _nearby(self, current: Path, spec: LanguageSpec) -> Iterator[tuple[Path, FileChunks]]:
