@@ -302,9 +302,8 @@ class CodegemmaServer(HardenedLanguageServer):
         (while the model loads, or after the file set changed: 0.6 s over 50,000 files on a 2-core machine), or
         prepare the context of a document just opened (`uri`)."""
         if self.config.context.cross_file:
-            work = self.indexer.submit(self.context_index.files) if uri is None else \
-                self.indexer.submit(self.context_provider.prepare, uri)
-            work.add_done_callback(_log_failure)
+            task = (self.context_index.files,) if uri is None else (self.context_provider.prepare, uri)
+            self.indexer.submit(*task).add_done_callback(_log_failure)
 
     def sync_document(self, uri: str, closed: bool = False) -> None:
         path = to_fs_path(uri)

@@ -26,3 +26,10 @@ def test_put_replaces_and_pop_gives_back_the_weight():
     cache.pop("a")
     cache.pop("missing")
     assert cache.get("a") is None and cache.weight == 0 and len(cache) == 0
+
+
+def test_without_a_weight_bound_only_the_entry_count_bounds_it():
+    cache: Lru[int, int] = Lru(max_items=2)
+    for key in range(3):
+        cache.put(key, key)
+    assert len(cache) == 2 and cache.get(0) is None and cache.get(2) == 2 and cache.weight == 0

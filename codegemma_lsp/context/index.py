@@ -13,7 +13,6 @@ import os
 import stat
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 from .imports import FileFacts, extract
@@ -51,7 +50,8 @@ class WorkspaceIndex:
         self._disk: Lru[Path, tuple[int, int, str, str]] = Lru(cache_size, MAX_DISK_CHARS)
         # Also bounded by text size: facts hold their file's lines, so a count alone does not bound memory.
         self._facts: Lru[tuple[str, str], FileFacts] = Lru(cache_size, MAX_FACT_CHARS)
-        self._document_facts: OrderedDict[Path, tuple[str, str, FileFacts]] = OrderedDict()  # (language, digest, facts)
+        # path -> (language, digest, facts)
+        self._document_facts: Lru[Path, tuple[str, str, FileFacts]] = Lru(MAX_DOCUMENT_FACTS)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None
         self._listing = 0  # bumped when the file list is dropped: a walk started before then is stale
@@ -92,7 +92,7 @@ class WorkspaceIndex:
     def close(self, path: Path | str) -> None:
         key = self._key(path)
         with self._lock:
-            self._document_facts.pop(key, None)
+            self._document_facts.pop(key)
             if self._open.pop(key, None) is not None:
                 self.generation += 1
 
@@ -255,15 +255,11 @@ class WorkspaceIndex:
         digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
         with self._lock:
             slot = self._document_facts.get(key)
-            if slot is not None and slot[:2] == (language, digest):
-                self._document_facts.move_to_end(key)
-                return slot[2]
+        if slot is not None and slot[:2] == (language, digest):
+            return slot[2]
         facts = extract(text, language)
         with self._lock:
-            self._document_facts[key] = (language, digest, facts)
-            self._document_facts.move_to_end(key)
-            while len(self._document_facts) > MAX_DOCUMENT_FACTS:
-                self._document_facts.popitem(last=False)
+            self._document_facts.put(key, (language, digest, facts))
         return facts
 
     def _facts_cached(self, digest: str, text: str, language: str) -> FileFacts:

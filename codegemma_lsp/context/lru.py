@@ -13,7 +13,7 @@ V = TypeVar("V")
 class Lru(Generic[K, V]):
     """Entries beyond `max_items`, or beyond `max_weight` in total, go oldest first (the newest always stays)."""
 
-    def __init__(self, max_items: int, max_weight: int) -> None:
+    def __init__(self, max_items: int, max_weight: float = float("inf")) -> None:
         self.max_items = max_items
         self.max_weight = max_weight
         self.weight = 0
@@ -29,7 +29,7 @@ class Lru(Generic[K, V]):
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: K, value: V, weight: int) -> None:
+    def put(self, key: K, value: V, weight: int = 0) -> None:
         self.pop(key)
         self._entries[key] = (value, weight)
         self.weight += weight
