@@ -328,6 +328,7 @@ def timing(model: str, budget: int, generated: int = 1000) -> None:
         colds, warms, typing_ms = [], [], []
         for k, (rel, text, offset) in enumerate(items):
             request = CompletionRequest(uri=(root / rel).as_uri(), path=rel, text=text, offset=offset, repo=root.name)
+            index.set_open(root / rel, text)  # as the server does on didOpen
             t0 = time.perf_counter()
             first = provider.gather(request, budget, tokenize)
             colds.append((time.perf_counter() - t0) * 1000)
@@ -337,6 +338,7 @@ def timing(model: str, budget: int, generated: int = 1000) -> None:
                 warms.append((time.perf_counter() - t0) * 1000)
             assert [(f.path, f.ids) for f in first] == [(f.path, f.ids) for f in again]
             typed = text[:offset] + "x" + text[offset:]  # one keystroke: the block must not change
+            index.set_open(root / rel, typed)  # didChange
             t0 = time.perf_counter()
             after = provider.gather(CompletionRequest(uri=request.uri, path=rel, text=typed, offset=offset + 1,
                                                       repo=root.name), budget, tokenize)

@@ -7,6 +7,7 @@ No LSP types here: the server and the one-shot CLI both drive this service.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
@@ -32,6 +33,19 @@ class CompletionRequest:
     offset: int  # code points
     repo: str = ""
     request_id: int = 0
+
+
+class Pending(threading.Event):
+    """A request's cancel flag, holding its document snapshot until the worker takes it. Setting the flag drops
+    the snapshot, so superseded requests still queued behind a busy worker pin no old copies of the text."""
+
+    def __init__(self, request: CompletionRequest) -> None:
+        super().__init__()
+        self.request: CompletionRequest | None = request
+
+    def set(self) -> None:
+        self.request = None
+        super().set()
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,11 @@ class CompletionService:
         """A closed document's window anchor goes, so a day of opening files does not accumulate them."""
         self._anchors.pop(uri, None)
 
-    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False) -> Completion:
+    def complete(
+        self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False, *, ahead: bool = False
+    ) -> Completion:
+        """Run the pipeline. `ahead`: work done before the user asked (speculation); it leaves the window
+        anchor and `last` as they are, so the user's next real request builds the same prompt as without it."""
         config = self.config
         t0 = time.perf_counter()
         window = cursor_window(
@@ -87,7 +105,8 @@ class CompletionService:
             anchor=self._anchors.get(request.uri),
             heal=self.engine.heals,
         )
-        self._anchors[request.uri] = window.start_line
+        if not ahead:
+            self._anchors[request.uri] = window.start_line
         where = Surroundings(
             prefix=window.prefix_text, suffix=window.suffix_text, language=language_for(request.path),
             markers=tuple(self.template.spec.controls.values()),
@@ -124,6 +143,7 @@ class CompletionService:
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
                 lead=window.lead,
+                speculative=ahead,
             ),
             cancelled,
         )
@@ -149,11 +169,12 @@ class CompletionService:
                 "total": (t5 - t0) * 1000,
             },
         )
-        self.last = completion
+        if not ahead:
+            self.last = completion
         s = generation.stats
         log.info(
-            "req=%d %s prompt=%d reused=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
-            request.request_id, request.path, s.prompt_tokens, s.reused_tokens, s.evaluated_tokens,
-            s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
+            "%s=%d %s prompt=%d reused=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
+            "ahead" if ahead else "req", request.request_id, request.path, s.prompt_tokens, s.reused_tokens,
+            s.evaluated_tokens, s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
         )
         return completion

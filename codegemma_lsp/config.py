@@ -54,6 +54,7 @@ class Config:
     suffix_tokens: int = 256
     kv_reuse: bool = True  # False: every request evaluates its whole prompt (a baseline; a suspected stale cache)
     fim_layout: str = "spm"  # suffix before prefix, so typing forward only appends ("psm": prefix first)
+    speculate: bool = True  # work ahead on what the user asks next, e.g. Tab then Enter (in-process engines only)
     ctx_size: int = 4096
     threads: int | None = None
     context: ContextConfig = field(default_factory=ContextConfig)
@@ -149,6 +150,7 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "suffixTokens": (("suffix_tokens",), _int_in(0, 32_768)),
     "fimLayout": (("fim_layout",), _one_of(FIM_LAYOUTS)),
     "kvReuse": (("kv_reuse",), _bool),
+    "speculate": (("speculate",), _bool),
     "ctxSize": (("ctx_size",), _int_in(512, 131_072)),
     "threads": (("threads",), _threads),
     "context.crossFile": (("context", "cross_file"), _bool),

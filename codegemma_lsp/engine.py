@@ -25,6 +25,9 @@ from .prompt import ContextFile
 
 PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
 PARKED_SESSIONS = 4  # documents whose KV cache is kept in RAM while another one is being completed
+# Work ahead may re-evaluate this many tokens at the end of the last real request's prompt (the cursor line,
+# tokenized again with what follows it), never more: the user's next keystroke most likely needs that prompt.
+SPECULATIVE_SLACK = 16
 
 llama_log = logging.getLogger("codegemma_lsp.llama_cpp")
 _LLAMA_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 3 warn, 4 error, 5 cont.
@@ -74,6 +77,7 @@ class GenerationRequest:
     reuse: bool = True  # False: evaluate the whole prompt, nothing kept from the KV cache (a benchmark baseline)
     parts: PromptParts | None = None
     lead: str = ""  # text the completion must start with (see `Engine.heals`); not part of the returned text
+    speculative: bool = False  # work ahead: declined where it would evict the last real request's prompt
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class GenerationStats:
     generated_tokens: int
     eval_ms: float
     gen_ms: float
-    stop_reason: str  # eos | stop_token | stop_text | max_tokens | time_budget | cancelled
+    stop_reason: str  # eos | stop_token | stop_text | max_tokens | time_budget | cancelled | declined
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,7 @@ class LlamaEngine:
         llm = self._llm
         self._lock = threading.Lock()
         self._session = ""
+        self._kept = 0  # prompt tokens of the current session's last real request still in the cache
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self._n_vocab = llm.n_vocab()
         meta = llm.metadata
@@ -321,8 +326,10 @@ class LlamaEngine:
 
     def _generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
         llm = self._llm
-        self._switch_session(request.session)
         prompt = list(request.prompt)
+        if request.speculative and request.session != self._session:
+            return _declined(prompt)  # parking the user's document for a guess would cost more than it saves
+        self._switch_session(request.session)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
             raise ModelError(f"prompt of {len(prompt)} tokens does not fit the {n_ctx}-token context",
@@ -335,10 +342,14 @@ class LlamaEngine:
         # layout the completion continues the prefix, so typing what the ghost text showed reuses its cells too.
         cached = llm.input_ids[: llm.n_tokens].tolist()
         reused = min(common_prefix_len(cached, prompt), len(prompt) - 1) if request.reuse else 0  # >= 1 for logits
+        if request.speculative and reused < self._kept - SPECULATIVE_SLACK:
+            return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
         llm._ctx.kv_cache_seq_rm(0, reused, -1)
         evaluated = self._decode_at(prompt[reused:], reused, cancelled)
         llm.input_ids[reused : reused + evaluated] = prompt[reused : reused + evaluated]
         llm.n_tokens = reused + evaluated
+        if not request.speculative:
+            self._kept = llm.n_tokens
         stop_reason = "" if llm.n_tokens == len(prompt) else "cancelled"
         eval_done = time.perf_counter()
 
@@ -382,6 +393,10 @@ class LlamaEngine:
             stop_reason=stop_reason,
         )
         return Generation(text=text, ids=tuple(out), stats=stats)
+
+
+def _declined(prompt: list[int]) -> Generation:
+    return Generation(text="", ids=(), stats=GenerationStats(len(prompt), 0, 0, 0, 0.0, 0.0, "declined"))
 
 
 class GgufVocab:

@@ -23,7 +23,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from . import __version__, positions
-from .completion import Completion, CompletionRequest
+from .completion import Completion, CompletionRequest, Pending
 from .postprocess import Mode
 from .config import Config, apply_settings, reload_needed
 from .context import ImportGraphContext, WorkspaceIndex
@@ -32,6 +32,7 @@ from .errors import BackendUnavailable, CodegemmaError
 from .loader import EngineFactory, LoadedModel, llama_engine, load
 from .remote import RemoteEngine
 from .rpc import HardenedLanguageServer
+from .speculate import WorkAhead
 from .typeahead import TypeAheadCache
 
 log = logging.getLogger(__name__)
@@ -45,19 +46,6 @@ class RequestFailed(JsonRpcException):
 
     CODE = -32803
     MESSAGE = "request failed"
-
-
-class Pending(threading.Event):
-    """A request's cancel flag, holding its document snapshot until the worker takes it. Setting the flag drops
-    the snapshot, so superseded requests still queued behind a busy worker pin no old copies of the text."""
-
-    def __init__(self, request: CompletionRequest) -> None:
-        super().__init__()
-        self.request: CompletionRequest | None = request
-
-    def set(self) -> None:
-        self.request = None
-        super().set()
 
 
 class CodegemmaServer(HardenedLanguageServer):
@@ -80,6 +68,7 @@ class CodegemmaServer(HardenedLanguageServer):
         self.stale_requests = 0
         self.backend_down = False  # told the user once; cleared by the next completion the backend serves
         self.typeahead = TypeAheadCache()
+        self.ahead = WorkAhead(self.infer, self.typeahead, lambda uri: self.document(uri) is not None)
         self.context_index = WorkspaceIndex()
         self.context_provider: Any = ImportGraphContext(self.context_index)
 
@@ -87,6 +76,7 @@ class CodegemmaServer(HardenedLanguageServer):
 
     async def load_model(self) -> None:
         """Load (downloading if needed) the configured model, with `$/progress`; failures keep the server up."""
+        self.ahead.stop()  # work ahead belongs to the model being replaced
         self.loaded, self.state, self.error = None, "loading", None
         loop = asyncio.get_running_loop()
         token = f"codegemma-load-{uuid.uuid4()}"
@@ -191,7 +181,10 @@ class CodegemmaServer(HardenedLanguageServer):
         if (previous := self.latest.get(uri)) is not None:
             previous.set()  # latest wins: the older request for this document stops within one token
         if (hit := self.typeahead.lookup(uri, request.text, offset)) is not None:
-            return Completion(text=hit[0], mode=Mode(multiline="\n" in hit[0]), stats=None, replace=hit[1])
+            shown = Completion(text=hit[0], mode=Mode(multiline="\n" in hit[0]), stats=None, replace=hit[1])
+            self.work_ahead(request, shown)
+            return shown
+        joined = self.ahead.claim(uri, request.text, offset)  # other work ahead yields to the request, any document
         self.latest[uri] = cancel
         service = self.loaded.service
         del request  # only `cancel` holds the snapshot now; a newer request for this document drops it
@@ -204,7 +197,12 @@ class CodegemmaServer(HardenedLanguageServer):
             return service.complete(snapshot, cancel.is_set)
 
         try:
-            completion = await asyncio.get_running_loop().run_in_executor(self.infer, run)
+            completion = None
+            if joined is not None:  # the model is already on this very state, or has finished it
+                if (completion := await asyncio.shield(joined)) is not None:
+                    self.ahead.joined += 1
+            if completion is None:
+                completion = await asyncio.get_running_loop().run_in_executor(self.infer, run)
         except asyncio.CancelledError:
             cancel.set()
             raise
@@ -224,7 +222,15 @@ class CodegemmaServer(HardenedLanguageServer):
         if completion is None or cancel.is_set() or snapshot is None:
             return None
         self.typeahead.remember(uri, snapshot.text, offset, completion.text, completion.replace)
+        self.work_ahead(snapshot, completion)
         return completion
+
+    def work_ahead(self, request: CompletionRequest, shown: Completion) -> None:
+        """Speculate on what the user asks next (see `speculate`): in-process engines only, since a remote
+        backend may be shared or paid per request."""
+        loaded = self.loaded
+        if self.config.speculate and loaded is not None and not isinstance(loaded.service.engine, RemoteEngine):
+            self.ahead.plan(loaded.service, request, shown)
 
     def status(self) -> dict[str, Any]:
         loaded = self.loaded
@@ -234,7 +240,7 @@ class CodegemmaServer(HardenedLanguageServer):
             "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers,
             "maxTokens": config.max_tokens, "timeBudgetMs": config.time_budget_ms,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
-            "fimLayout": config.fim_layout, "kvReuse": config.kv_reuse,
+            "fimLayout": config.fim_layout, "kvReuse": config.kv_reuse, "speculate": config.speculate,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
         }
@@ -286,6 +292,8 @@ class CodegemmaServer(HardenedLanguageServer):
             }
         result["staleRequests"] = self.stale_requests
         result["typedAheadHits"] = self.typeahead.hits
+        result["workedAhead"] = self.ahead.finished
+        result["joinedAhead"] = self.ahead.joined
         return result
 
     # --- cross-file context: the index follows workspace folders, open documents and file events ---------------
@@ -311,6 +319,7 @@ class CodegemmaServer(HardenedLanguageServer):
             return
         document = None if closed else self.document(uri)
         if document is None:
+            self.ahead.forget(uri)
             self.context_index.close(path)
             self.typeahead.forget(uri)
             if self.loaded is not None:
@@ -321,6 +330,7 @@ class CodegemmaServer(HardenedLanguageServer):
     def stop_all(self) -> None:
         for cancel in list(self.latest.values()):
             cancel.set()
+        self.ahead.stop()
 
     def release_workers(self, timeout_s: float = 2.0) -> bool:
         """After the message loop ended: stop inference, drop queued work and wait up to `timeout_s` for the

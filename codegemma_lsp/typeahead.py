@@ -1,6 +1,7 @@
 """Typed-ahead: answer from a completion already shown when the user types what it suggested.
 
-Each entry remembers the text just before and just after the cursor when the completion was made. A later
+Each entry remembers the text just before and just after the cursor when the completion was made (an empty one
+too: at that state the model has nothing to add, and asking it again would only say so again). A later
 request hits when its text after the cursor is the same and its text before the cursor is that entry's plus a
 typed run that the completion starts with; the answer is the rest of the completion, with no model call. Undo
 and scrolling back land on an earlier state exactly (a typed run of length 0), so they hit too.
@@ -35,14 +36,16 @@ class TypeAheadCache:
         self.hits = 0
 
     def remember(self, uri: str, text: str, offset: int, completion: str, replace: int = 0) -> None:
-        if not completion:
-            return
         before, after = _sides(text, offset)
         entries = self._entries.setdefault(uri, OrderedDict())
         entries[(before, after)] = Entry(before, after, completion, replace)
         entries.move_to_end((before, after))
         while len(entries) > self._per_document:
             entries.popitem(last=False)
+
+    def known(self, uri: str, text: str, offset: int) -> bool:
+        """True when a completion was remembered for exactly this cursor state (nothing to work ahead on)."""
+        return _sides(text, offset) in self._entries.get(uri, {})
 
     def lookup(self, uri: str, text: str, offset: int) -> tuple[str, int] | None:
         """(rest of a shown completion that the text typed since then agrees with, its replace length), or None."""
@@ -54,7 +57,7 @@ class TypeAheadCache:
             entry = entries[key]
             if entry.after != after:
                 continue
-            for typed_len in range(0, len(entry.text)):
+            for typed_len in range(0, max(1, len(entry.text))):  # an empty answer hits at its own state only
                 start = offset - typed_len
                 if start < 0:
                     break

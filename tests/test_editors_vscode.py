@@ -30,7 +30,7 @@ VSIX = EXTENSION / "codegemma-lsp.vsix"
 TYPED = "    return fib"
 # The keys every editor setup exposes (editors/README.md); the server may have more (benchmark-only ones).
 EDITOR_KEYS = ("model", "nGpuLayers", "maxTokens", "timeBudgetMs", "prefixTokens", "suffixTokens", "fimLayout",
-               "ctxSize", "threads", "context.crossFile", "context.maxTokens")
+               "ctxSize", "threads", "context.crossFile", "context.maxTokens", "speculate")
 # VS Code also forwards the remote-backend keys (a team's inference server; editors/vscode/README.md).
 REMOTE_KEYS = ("backend", "backendKind", "backendModel", "backendApiKeyEnv", "backendTokenizer", "backendInfill")
 RECURSION = re.compile(r"fibonacci\(\s*n\s*-\s*[12]\s*\)")

@@ -106,3 +106,20 @@ def test_time_budget_stops_generation_with_the_text_so_far(engine):
     result = engine.generate(endless, lambda: False)
     assert result.stats.stop_reason == "time_budget"
     assert 0 < result.stats.generated_tokens < 1500
+
+
+def test_work_ahead_never_evicts_the_prompt_of_the_last_real_request(engine):
+    """A speculative request that extends the user's prompt runs; one that diverges early (a new line changed the
+    context block) or needs another document's cache is declined before it touches the cache."""
+    body = "def div(a, b):\n    return a / b\n" * 20
+    ids = prompt(engine, body)[:-2]  # ends in the prefix, as in SPM
+    engine.generate(request(ids, "s"), lambda: False)
+    extends = engine.generate(request(ids + tuple(engine.tokenize("\n")), "s", speculative=True), lambda: False)
+    assert extends.stats.stop_reason != "declined" and extends.stats.reused_tokens == len(ids)
+    early = (2, 67, *engine.tokenize("# another context block\n" + body))
+    declined = engine.generate(request(early, "s", speculative=True), lambda: False)
+    assert declined.stats.stop_reason == "declined" and declined.text == ""
+    elsewhere = engine.generate(request(ids, "other", speculative=True), lambda: False)
+    assert elsewhere.stats.stop_reason == "declined"
+    back = engine.generate(request(ids, "s"), lambda: False)
+    assert back.stats.reused_tokens == len(ids) - 1  # the user's prompt is all still there

@@ -4,6 +4,7 @@ and a backend that goes down after loading still leaves typed-ahead completions 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -56,6 +57,9 @@ async def test_backend_status_latency_and_outage_with_typed_ahead_still_served()
             latency = st["backend"]["latency"]
             assert latency["completions"] == 1 and latency["up"] and latency["lastMs"] > 0 and latency["medianMs"] > 0
             assert st["last"]["reusedTokens"] == 3 and st["last"]["evaluatedTokens"] == 7  # the server's timings
+            await asyncio.sleep(0.5)  # time enough for work ahead, which a remote backend never gets
+            st = await status(client)
+            assert st["workedAhead"] == 0 and st["backend"]["latency"]["completions"] == 1
 
             fake.close()  # the backend goes down
             client.text_document_did_change(typed(pos, "ue"))

@@ -136,3 +136,96 @@ async def test_typing_the_ghost_text_is_answered_from_the_cache():
         assert second.items[0].range.start == typed
         assert elapsed < 0.2  # a model call would take >= 8 tokens x 50 ms
         assert (await status(client))["typedAheadHits"] == 1
+
+
+def edit(client, version: int, at: types.Position, text: str, end: types.Position | None = None) -> types.Position:
+    """Type (or accept) `text` at `at` as an editor does; the cursor after it."""
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+        content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=at, end=end or at), text=text)],
+    ))
+    lines = text.split("\n")
+    return types.Position(line=at.line + len(lines) - 1,
+                          character=(at.character if len(lines) == 1 else 0) + len(lines[-1]))
+
+
+async def ask(client, at: types.Position) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    result = await client.text_document_inline_completion_async(inline_params(at))
+    return [item.insert_text for item in result.items], time.perf_counter() - started
+
+
+async def until_worked_ahead(client, count: int, timeout_s: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (st := await status(client))["workedAhead"] < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return st
+
+
+async def test_accept_then_enter_shows_the_next_line_computed_ahead():
+    """While the user reads ghost text that ends its line, the server completes the next line as it will be
+    after accepting and pressing Enter (auto-indented): that request then takes the answer without a model call,
+    the same text a server without speculation computes. The request an editor sends right after accepting
+    (at the line end) does not lose the work: the speculation runs again after it."""
+    text = "values = [\n    \n]\n"
+    answers = {}
+    for speculate in (True, False):
+        async with lsp_session(fake_server("1, ", 0.2), init_options={"speculate": speculate}) as (client, _):
+            open_document(client, URI, text)
+            pos = position_of(text, "[\n    ")
+            first, _ = await ask(client, pos)
+            assert first == ["1,"]
+            end = edit(client, 2, pos, "1,")  # accepted
+            await ask(client, end)  # what VS Code asks right after an accept
+            if speculate:  # two states: the new suggestion accepted then Enter, and Enter alone
+                assert (await until_worked_ahead(client, 2))["workedAhead"] == 2
+            else:
+                await asyncio.sleep(1.0)  # time enough for 3 tokens at 0.2 s, had it worked ahead
+                assert (await status(client))["workedAhead"] == 0
+            answers[speculate], elapsed = await ask(client, edit(client, 3, end, "\n    "))  # Enter, auto-indent
+            st = await status(client)
+            assert (st["typedAheadHits"] + st["joinedAhead"] >= 1) == speculate
+            if speculate:
+                assert elapsed < 0.3  # a model call takes at least 2 tokens x 0.2 s
+    assert answers[True] == answers[False] == ["1,"]
+
+
+async def test_a_request_for_the_state_being_worked_on_waits_for_it_instead_of_starting_over():
+    async with lsp_session(fake_server("1, ", 0.3)) as (client, _):
+        text = "values = [\n    \n]\n"
+        open_document(client, URI, text)
+        pos = position_of(text, "[\n    ")
+        await ask(client, pos)  # then work ahead: the line accepted, and the next line after Enter (~1 s each)
+        await asyncio.sleep(0.3)
+        items, _ = await ask(client, edit(client, 3, edit(client, 2, pos, "1,"), "\n    "))  # Tab, Enter
+        st = await status(client)
+        assert items == ["1,"] and st["joinedAhead"] == 1 and st["typedAheadHits"] == 0
+
+
+async def test_work_ahead_yields_to_the_next_request():
+    # 20 tokens at 0.1 s: each model call takes 2 s; a speculation not stopped would delay the next request by 2 s.
+    async with lsp_session(fake_server("y" * 100, 0.1), init_options={"maxTokens": 20}) as (client, _):
+        open_document(client, URI, TEXT)
+        pos = position_of(TEXT, "sum(val")
+        await client.text_document_inline_completion_async(inline_params(pos))  # speculation starts after it
+        await asyncio.sleep(0.3)
+        elsewhere = position_of(TEXT, "return ")
+        started = time.monotonic()
+        result = await client.text_document_inline_completion_async(inline_params(elsewhere))
+        assert result.items and time.monotonic() - started < 2.0 + 0.8
+        assert (await status(client))["workedAhead"] == 0  # the first speculation was stopped, not finished
+
+
+async def test_a_request_that_takes_a_queued_speculation_stops_the_one_before_it():
+    async with lsp_session(fake_server("1, ", 0.3)) as (client, _):
+        text = "values = [\n    \n]\n"
+        open_document(client, URI, text)
+        pos = position_of(text, "[\n    ")
+        await ask(client, pos)
+        end = edit(client, 2, pos, "1,")
+        await ask(client, end)  # taken from work ahead: "1," again; then [Enter alone, it taken, it taken + Enter]
+        taken = edit(client, 3, end, "1,")  # the user takes it after all, and presses Enter at once
+        items, elapsed = await ask(client, edit(client, 4, taken, "\n    "))
+        st = await status(client)
+        assert items == ["1,"] and st["joinedAhead"] == 2
+        assert elapsed < 1.5  # its own speculation only, not the two queued before it (~0.8 s each)

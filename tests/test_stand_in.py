@@ -82,3 +82,39 @@ def test_one_shot_complete_cli(stand_in_model, tmp_path):
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert out.stdout.strip().replace(" ", "") == "fibonacci(n-1)+fibonacci(n-2)"
+
+
+async def test_tab_then_enter_on_the_stand_in_is_answered_from_work_ahead(stand_in_model, tmp_path):
+    """Real llama.cpp: accept a line, let the editor ask at its end, press Enter. The request after Enter takes
+    the answer worked out ahead (no model call of its own), and it is the answer a server that does not work
+    ahead gives for the same document."""
+    source = "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        \n"
+    uri = "file:///work/demo/point.py"
+    answers = {}
+    for speculate in (True, False):
+        command = server_command("--model", "qwen2.5-coder-0.5b-q4", "--no-download")
+        async with lsp_session(command, root=tmp_path, init_options={"speculate": speculate}) as (client, _):
+            open_document(client, uri, source)
+            pos = position_of(source, "self.x = x\n        ")
+            [item] = (await client.text_document_inline_completion_async(inline_params(pos, uri))).items
+            assert item.insert_text == "self.y = y"
+            text = source.replace("self.x = x\n        ", "self.x = x\n        self.y = y")
+            change(client, uri, 2, text)
+            end = types.Position(line=pos.line, character=pos.character + len(item.insert_text))
+            await client.text_document_inline_completion_async(inline_params(end, uri))  # VS Code asks after Tab
+            before = await status(client)
+            change(client, uri, 3, text.replace("self.y = y\n", "self.y = y\n        \n"))  # Enter, auto-indent
+            enter = types.Position(line=pos.line + 1, character=8)
+            result = await client.text_document_inline_completion_async(inline_params(enter, uri))
+            answers[speculate] = [i.insert_text for i in result.items]
+            after = await status(client)
+            served = [st["typedAheadHits"] + st["joinedAhead"] for st in (before, after)]
+            assert served[1] - served[0] == (1 if speculate else 0), after
+            assert after["workedAhead"] >= 1 if speculate else after["workedAhead"] == 0
+    assert answers[True] == answers[False]
+
+
+def change(client, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))

@@ -49,3 +49,12 @@ def test_lru_bound_and_speed():
     for _ in range(100):
         cache.lookup(URI, big, len(big) // 2 + 0)
     assert (time.perf_counter() - started) / 100 < 0.005
+
+
+def test_an_empty_answer_is_kept_for_its_own_state_only():
+    cache = TypeAheadCache()
+    cache.remember(URI, DOC, CURSOR, "")
+    assert cache.known(URI, DOC, CURSOR)
+    assert cache.lookup(URI, DOC, CURSOR) == ("", 0)
+    text, offset = typed(1, "r")
+    assert cache.lookup(URI, text, offset) is None

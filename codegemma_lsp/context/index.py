@@ -259,7 +259,8 @@ class WorkspaceIndex:
             return slot[2]
         facts = extract(text, language)
         with self._lock:
-            self._document_facts.put(key, (language, digest, facts))
+            if key in self._open:  # only open documents get a slot: work ahead may finish after didClose
+                self._document_facts.put(key, (language, digest, facts))
         return facts
 
     def _facts_cached(self, digest: str, text: str, language: str) -> FileFacts:

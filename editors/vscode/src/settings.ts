@@ -17,6 +17,7 @@ export interface ServerSettings {
   suffixTokens: number;
   fimLayout: string;
   timeBudgetMs: number;
+  speculate: boolean;
   ctxSize: number;
   threads: number | null;
   context: { crossFile: boolean; maxTokens: number };
@@ -37,6 +38,7 @@ export const SERVER_KEYS: Record<string, string> = {
   suffixTokens: 'suffixTokens',
   fimLayout: 'fimLayout',
   timeBudgetMs: 'timeBudgetMs',
+  speculate: 'speculate',
   ctxSize: 'ctxSize',
   threads: 'threads',
   'context.crossFile': 'context.crossFile',

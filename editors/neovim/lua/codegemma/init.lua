@@ -6,7 +6,7 @@
 ---   0.8-0.10  vim.lsp.start on FileType, the completion fallback through omnifunc (or nvim-cmp/blink)
 ---   0.7    vim.lsp.start_client + vim.lsp.buf_attach_client on FileType (omnifunc)
 --- Server settings are the server's documented keys (model, nGpuLayers, maxTokens, timeBudgetMs, prefixTokens,
---- suffixTokens, fimLayout, ctxSize, threads, context.crossFile, context.maxTokens), sent as `init_options`; `set_settings()` changes them
+--- suffixTokens, fimLayout, ctxSize, threads, speculate, context.crossFile, context.maxTokens), sent as `init_options`; `set_settings()` changes them
 --- later through workspace/didChangeConfiguration.
 local M = {}
 
