@@ -87,6 +87,12 @@ def next_states(request: CompletionRequest, shown: Completion) -> list[tuple[str
     return states
 
 
+def _state(flight: Pending) -> tuple[str, str, int] | None:
+    """(uri, text, offset) a flight works on; None once it was stopped."""
+    target = flight.request
+    return None if target is None else (target.uri, target.text, target.offset)
+
+
 class WorkAhead:
     """Speculative completions for one server: queued on its inference worker, answers into its typed-ahead
     cache."""
@@ -105,14 +111,7 @@ class WorkAhead:
         a state still wanted (typing through a suggestion, or the request right after accepting one)."""
         states = [s for s in next_states(request, shown) if not self.typeahead.known(request.uri, *s)]
         wanted = {(request.uri, text, offset) for text, offset in states}
-        kept = []
-        for flight, task in self.flights:  # work already queued or running for a wanted state goes on
-            target = flight.request
-            if target is not None and (target.uri, target.text, target.offset) in wanted:
-                kept.append((flight, task))
-            else:
-                flight.set()
-        self.flights = kept
+        self._retain(lambda flight: _state(flight) in wanted)
         for text, offset in states:
             if self.on(request.uri, text, offset) is not None:
                 continue
@@ -120,11 +119,9 @@ class WorkAhead:
             self.flights.append((flight, asyncio.ensure_future(self._run(flight, service))))
 
     def on(self, uri: str, text: str, offset: int) -> asyncio.Future | None:
-        """The speculation for exactly this state, queued, running or finished (its answer may be empty, which
-        the typed-ahead cache does not keep), unless it was stopped."""
+        """The speculation for exactly this state, queued, running or finished, unless it was stopped."""
         for flight, task in self.flights:
-            target = flight.request
-            if target is not None and (target.uri, target.offset, target.text) == (uri, offset, text):
+            if _state(flight) == (uri, text, offset):
                 return task
         return None
 
@@ -134,22 +131,26 @@ class WorkAhead:
         (without one, all are stopped: the request runs after them on the same worker)."""
         task = self.on(uri, text, offset)
         after = [queued for _, queued in self.flights].index(task) if task is not None else len(self.flights)
-        for flight, _ in self.flights[:after]:
-            flight.set()
-        self.flights = self.flights[after:]
+        later = {flight for flight, _ in self.flights[after:]}
+        self._retain(later.__contains__)
         return task
 
     def forget(self, uri: str) -> None:
         """A closed document's work ahead stops (a running one within a token), and no answer of it is kept."""
-        for flight, _ in self.flights:
-            if flight.request is not None and flight.request.uri == uri:
-                flight.set()
-        self.flights = [(flight, task) for flight, task in self.flights if flight.request is not None]
+        self._retain(lambda flight: flight.request is not None and flight.request.uri != uri)
 
     def stop(self) -> None:
-        for flight, _ in self.flights:
-            flight.set()
-        self.flights.clear()
+        self._retain(lambda flight: False)
+
+    def _retain(self, keep: Callable[[Pending], bool]) -> None:
+        """Stop every flight `keep` rejects and drop it from the plan."""
+        kept = []
+        for flight, task in self.flights:
+            if keep(flight):
+                kept.append((flight, task))
+            else:
+                flight.set()
+        self.flights = kept
 
     async def _run(self, flight: Pending, service: CompletionService) -> Completion | None:
         def run() -> tuple[CompletionRequest, Completion] | None:
