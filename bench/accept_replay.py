@@ -10,11 +10,15 @@ cursor on a fresh line indented like the block's first line. Each step does what
    user wants, whatever the editor's auto-indent guessed).
 
 The accepted text is the model's, not the file's, so the document drifts from the original as a user's would.
+With --follow-file the user types the file's own line instead: every setting then sees the same documents, and
+--out writes each answer after Enter with the line the file has there, to compare settings answer by answer
+(`kvShift` is approximate; this is how much it changes).
 Reported per setting: latency of the request after Enter (p50/p95, and the share answered without waiting for
 the model), latency of the request after the accept, and how many speculations ran.
 
     .venv/bin/python bench/accept_replay.py --files 8 --lines 6
     .venv/bin/python bench/accept_replay.py --settings '{"speculate": false}'
+    .venv/bin/python bench/accept_replay.py --follow-file --settings '{"kvShift": false}' --out exact.json
 """
 
 from __future__ import annotations
@@ -67,12 +71,14 @@ class Figures:
     after_enter: list[float] = field(default_factory=list)  # ms, the request after each Enter
     ahead: list[bool] = field(default_factory=list)  # ... answered from work ahead (cache or a speculation)
     evaluated: list[int] = field(default_factory=list)  # prompt tokens evaluated by those the model answered
+    moved: list[int] = field(default_factory=list)  # ... and kept from the cache at other positions (kvShift)
+    answers: list[dict] = field(default_factory=list)  # after each Enter: the answer and the file's line there
     after_accept: list[float] = field(default_factory=list)  # ms, the request right after each accept
     empty: int = 0
 
 
 async def replay(client, path: Path, lines: list[str], first: int, count: int, read_s: float, enter_s: float,
-                 version: int, figures: Figures) -> None:
+                 version: int, figures: Figures, follow_file: bool = False) -> None:
     uri = path.as_uri()
     text = "\n".join(lines[:first] + [indent_of(lines[first])] + lines[first + count:])
     offset = sum(len(line) + 1 for line in lines[:first]) + len(indent_of(lines[first]))
@@ -99,7 +105,11 @@ async def replay(client, path: Path, lines: list[str], first: int, count: int, r
     item, _ = await ask()  # the cursor lands on the first line: not counted (nothing was worked on ahead yet)
     for step in range(count):
         await asyncio.sleep(read_s)
-        if item is not None:
+        if follow_file:  # the user types the file's line, whatever was suggested
+            typed = lines[first + step][len(indent_of(lines[first + step])):]
+            change(offset, typed)
+            offset += len(typed)
+        elif item is not None:
             change(offset, item.insert_text, item.range.end.character - item.range.start.character)  # one line
             offset += len(item.insert_text)
             _, ms = await ask()
@@ -118,6 +128,10 @@ async def replay(client, path: Path, lines: list[str], first: int, count: int, r
         figures.ahead.append(ahead)
         if not ahead:
             figures.evaluated.append(after.get("last", {}).get("evaluatedTokens", 0))
+            figures.moved.append(after.get("last", {}).get("movedTokens", 0))
+        answer = item.insert_text if item is not None else ""
+        figures.answers.append({"file": str(path), "line": first + step + 1, "answer": answer, "ms": round(ms),
+                                "expected": lines[first + step + 1][len(indent):]})
         figures.empty += item is None
     client.text_document_did_close(types.DidCloseTextDocumentParams(
         text_document=types.TextDocumentIdentifier(uri=uri)))
@@ -133,6 +147,9 @@ async def main() -> None:
     parser.add_argument("--enter-s", type=float, default=0.3, help="time from Tab to Enter")
     parser.add_argument("--settings", default="{}", help="initializationOptions as JSON")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--follow-file", action="store_true", help="type the file's own lines, not the suggestions")
+    parser.add_argument("--out", type=Path, help="write the answers after each Enter here (JSON)")
+    parser.add_argument("--against", type=Path, help="an --out file of another setting: count the answers that differ")
     args = parser.parse_args()
 
     blocks = pick_blocks(args.files, args.lines, args.seed)
@@ -140,7 +157,8 @@ async def main() -> None:
     command = server_command("--model", args.model, "--threads", str(args.threads))
     async with session(command, REPOS, json.loads(args.settings)) as client:
         for n, (path, lines, first) in enumerate(blocks):
-            await replay(client, path, lines, first, args.lines, args.read_s, args.enter_s, 1 + 1000 * n, f)
+            await replay(client, path, lines, first, args.lines, args.read_s, args.enter_s, 1 + 1000 * n, f,
+                         args.follow_file)
         final = await status(client)
     model = [ms for ms, ahead in zip(f.after_enter, f.ahead) if not ahead]
     print(f"model {args.model}, {args.threads} threads, settings {args.settings}; {len(blocks)} files, "
@@ -149,11 +167,22 @@ async def main() -> None:
           f"{pct(f.after_enter, .95):.0f} ms, mean {sum(f.after_enter) / max(len(f.after_enter), 1):.0f} ms; "
           f"{sum(f.ahead)} answered from work ahead; {f.empty} empty")
     print(f"  the {len(model)} the model answered then: p50 {pct(model, .5):.0f} ms, p95 {pct(model, .95):.0f} ms; "
-          f"prompt tokens evaluated p50 {pct(f.evaluated, .5):.0f}, max {max(f.evaluated, default=0)}")
-    print(f"after accept: {len(f.after_accept)} requests, p50 {pct(f.after_accept, .5):.0f} ms, p95 "
-          f"{pct(f.after_accept, .95):.0f} ms")
+          f"prompt tokens evaluated p50 {pct(f.evaluated, .5):.0f}, max {max(f.evaluated, default=0)}; "
+          f"{sum(1 for m in f.moved if m)} kept a moved run ({sum(f.moved)} tokens)")
+    if args.follow_file:  # otherwise the document holds the model's lines, not the file's
+        right = sum(a["answer"].split("\n")[0].strip() == a["expected"].strip() for a in f.answers)
+        print(f"  first line of the answer equal to the file's line: {right} of {len(f.answers)}")
+    if f.after_accept:  # none with --follow-file: nothing is accepted
+        print(f"after accept: {len(f.after_accept)} requests, p50 {pct(f.after_accept, .5):.0f} ms, p95 "
+              f"{pct(f.after_accept, .95):.0f} ms")
     print(f"speculations finished {final.get('workedAhead')}, requests that took one {final.get('joinedAhead')}, "
           f"typed-ahead hits {final.get('typedAheadHits')}")
+    if args.against:
+        other = {(a["file"], a["line"]): a["answer"] for a in json.loads(args.against.read_text())["answers"]}
+        pairs = [(a["answer"], other[a["file"], a["line"]]) for a in f.answers if (a["file"], a["line"]) in other]
+        print(f"  same answer as {args.against.name}: {sum(x == y for x, y in pairs)} of {len(pairs)}")
+    if args.out:
+        args.out.write_text(json.dumps({"settings": json.loads(args.settings), "answers": f.answers}, indent=1))
 
 
 if __name__ == "__main__":

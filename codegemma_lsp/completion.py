@@ -89,6 +89,13 @@ class CompletionService:
         """A closed document's window anchor goes, so a day of opening files does not accumulate them."""
         self._anchors.pop(uri, None)
 
+    def _shifts(self, config: Config) -> bool:
+        """`kvShift`: "auto" shifts on the CPU only, where evaluating a changed block's thousand-odd tokens again
+        takes seconds; a GPU does it in tens of milliseconds, so there the prompt is evaluated exactly."""
+        info = self.engine.info
+        on_gpu = info.gpu_offload_supported and info.n_gpu_layers != 0
+        return config.kv_shift == "on" or (config.kv_shift == "auto" and not on_gpu)
+
     def complete(
         self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False, *, ahead: bool = False
     ) -> Completion:
@@ -140,6 +147,7 @@ class CompletionService:
                 stop_ids=self.template.stop_ids,
                 session=request.uri,
                 reuse=config.kv_reuse,
+                shift=self._shifts(config),
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
                 lead=window.lead,
@@ -173,8 +181,8 @@ class CompletionService:
             self.last = completion
         s = generation.stats
         log.info(
-            "%s=%d %s prompt=%d reused=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
+            "%s=%d %s prompt=%d reused=%d moved=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
             "ahead" if ahead else "req", request.request_id, request.path, s.prompt_tokens, s.reused_tokens,
-            s.evaluated_tokens, s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
+            s.moved_tokens, s.evaluated_tokens, s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
         )
         return completion

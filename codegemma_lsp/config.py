@@ -27,6 +27,7 @@ class ContextConfig:
 
 
 FIM_LAYOUTS = ("psm", "spm")
+KV_SHIFT = ("auto", "on", "off")
 BACKEND_KINDS = ("auto", "llama-server", "openai", "ollama")
 
 
@@ -53,6 +54,7 @@ class Config:
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     kv_reuse: bool = True  # False: every request evaluates its whole prompt (a baseline; a suspected stale cache)
+    kv_shift: str = "auto"  # keep prompt parts that moved (a changed context block), shifted: on | off | auto (CPU)
     fim_layout: str = "spm"  # suffix before prefix, so typing forward only appends ("psm": prefix first)
     speculate: bool = True  # work ahead on what the user asks next, e.g. Tab then Enter (in-process engines only)
     ctx_size: int = 4096
@@ -125,6 +127,13 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
+def _auto_or_bool(value: Any) -> str:
+    """true, false or "auto", kept as "on", "off" or "auto"."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return _one_of(KV_SHIFT)(value)
+
+
 def _optional_str(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -150,6 +159,7 @@ KEYS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "suffixTokens": (("suffix_tokens",), _int_in(0, 32_768)),
     "fimLayout": (("fim_layout",), _one_of(FIM_LAYOUTS)),
     "kvReuse": (("kv_reuse",), _bool),
+    "kvShift": (("kv_shift",), _auto_or_bool),
     "speculate": (("speculate",), _bool),
     "ctxSize": (("ctx_size",), _int_in(512, 131_072)),
     "threads": (("threads",), _threads),

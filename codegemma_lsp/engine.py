@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from .errors import ModelError, ModelNotFound
+from .kvplan import Move, common_prefix_len, find_move
 from .prompt import ContextFile
 
 PROMPT_SLICE = 128  # prompt tokens evaluated between two cancellation checks
@@ -78,6 +79,7 @@ class GenerationRequest:
     parts: PromptParts | None = None
     lead: str = ""  # text the completion must start with (see `Engine.heals`); not part of the returned text
     speculative: bool = False  # work ahead: declined where it would evict the last real request's prompt
+    shift: bool = False  # keep the cells of a run that moved (after a changed context block), shifted: kvplan.py
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class GenerationStats:
     eval_ms: float
     gen_ms: float
     stop_reason: str  # eos | stop_token | stop_text | max_tokens | time_budget | cancelled | declined
+    moved_tokens: int = 0  # kept from the cache at other positions (`GenerationRequest.shift`), not evaluated
 
 
 @dataclass(frozen=True)
@@ -135,15 +138,6 @@ class Engine(Protocol):
     def generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation: ...
 
 
-def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two id sequences."""
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
 def check_gguf(path: Path) -> None:
     """Fail early, with the fix, on the faults llama.cpp reports only as a generic load error."""
     if not path.is_file():
@@ -167,6 +161,26 @@ def _open_llama(llama_cpp, **kwargs):
             return llama_cpp.Llama(verbose=True, **kwargs)
     finally:
         llama_log.debug("%s", banner.getvalue())
+
+
+@contextlib.contextmanager
+def _context_defaults(llama_cpp, **fields):
+    """Llama() builds its llama_context_params from llama.cpp's defaults and has no argument for n_seq_max or
+    kv_unified: change those defaults for the time of the call."""
+    module = llama_cpp.llama_cpp
+    default = module.llama_context_default_params
+
+    def params():
+        p = default()
+        for name, value in fields.items():
+            setattr(p, name, value)
+        return p
+
+    module.llama_context_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_context_default_params = default
 
 
 def _plain_ids(llm, text: str) -> list[int]:
@@ -216,15 +230,18 @@ class LlamaEngine:
 
         self._lib = llama_cpp
         try:
-            self._llm = _open_llama(
-                llama_cpp,
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_gpu_layers=n_gpu_layers,
-                n_threads=threads or max(1, os.cpu_count() or 1),
-                logits_all=False,
-            )
+            # A second sequence holds a moved run while the tokens before it are evaluated (`_evaluate`); one
+            # unified KV buffer, so handing cells back and forth copies nothing.
+            with _context_defaults(llama_cpp, n_seq_max=2, kv_unified=True):
+                self._llm = _open_llama(
+                    llama_cpp,
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_batch=512,
+                    n_gpu_layers=n_gpu_layers,
+                    n_threads=threads or max(1, os.cpu_count() or 1),
+                    logits_all=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             if "llama_context" in str(exc):  # the weights loaded; the KV cache for n_ctx tokens did not fit
                 raise ModelError(
@@ -242,6 +259,7 @@ class LlamaEngine:
         self._kept = 0  # prompt tokens of the current session's last real request still in the cache
         self._parked: OrderedDict[str, _Parked] = OrderedDict()
         self._n_vocab = llm.n_vocab()
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(llm._ctx.memory))
         meta = llm.metadata
         bos = llm.token_bos()
         self.bos_id = bos if bos >= 0 else None
@@ -324,6 +342,40 @@ class LlamaEngine:
             llm._ctx.decode(llm._batch)
         return len(tokens)
 
+    def _evaluate(self, prompt: list[int], reused: int, move: Move | None, cancelled: Callable[[], bool]) -> int:
+        """Bring the KV cache to `prompt`: keep its first `reused` cells, shift `move`'s cells into place and
+        evaluate the rest. Returns how many tokens were evaluated; `llm.n_tokens` ends at the last valid one.
+
+        llama.cpp only decodes a sequence at positions after its last cell, so the moved run waits in sequence 1
+        while the tokens before it are evaluated in sequence 0, then joins sequence 0 again."""
+        llm, kv = self._llm, self._llm._ctx
+
+        def decode(start: int, end: int) -> bool:
+            done = self._decode_at(prompt[start:end], start, cancelled)
+            llm.input_ids[start : start + done] = prompt[start : start + done]
+            llm.n_tokens = start + done
+            return start + done == end
+
+        kv.kv_cache_seq_rm(0, reused, -1 if move is None else move.cache_at)
+        if move is None:
+            decode(reused, len(prompt))
+            return llm.n_tokens - reused
+        c, p, n = move.cache_at, move.prompt_at, move.length
+        kv.kv_cache_seq_rm(0, c + n, -1)
+        kv.kv_cache_seq_cp(0, 1, c, c + n)
+        kv.kv_cache_seq_rm(0, c, c + n)
+        if p != c:
+            kv.kv_cache_seq_shift(1, c, c + n, p - c)
+        whole = decode(reused, p)
+        if whole:
+            kv.kv_cache_seq_cp(1, 0, p, p + n)
+            llm.input_ids[p : p + n] = prompt[p : p + n]
+            llm.n_tokens = p + n
+        kv.kv_cache_seq_rm(1, 0, -1)
+        if whole:
+            decode(p + n, len(prompt))
+        return llm.n_tokens - reused - (n if whole else 0)
+
     def _generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
         llm = self._llm
         prompt = list(request.prompt)
@@ -344,10 +396,8 @@ class LlamaEngine:
         reused = min(common_prefix_len(cached, prompt), len(prompt) - 1) if request.reuse else 0  # >= 1 for logits
         if request.speculative and reused < self._kept - SPECULATIVE_SLACK:
             return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
-        llm._ctx.kv_cache_seq_rm(0, reused, -1)
-        evaluated = self._decode_at(prompt[reused:], reused, cancelled)
-        llm.input_ids[reused : reused + evaluated] = prompt[reused : reused + evaluated]
-        llm.n_tokens = reused + evaluated
+        move = find_move(cached, prompt, reused) if request.shift and request.reuse and self._can_shift else None
+        evaluated = self._evaluate(prompt, reused, move, cancelled)
         if not request.speculative:
             self._kept = llm.n_tokens
         stop_reason = "" if llm.n_tokens == len(prompt) else "cancelled"
@@ -391,6 +441,7 @@ class LlamaEngine:
             eval_ms=(eval_done - started) * 1000,
             gen_ms=(finished - eval_done) * 1000,
             stop_reason=stop_reason,
+            moved_tokens=move.length if move is not None and llm.n_tokens > move.prompt_at else 0,
         )
         return Generation(text=text, ids=tuple(out), stats=stats)
 

@@ -240,7 +240,8 @@ class CodegemmaServer(HardenedLanguageServer):
             "model": config.model, "backend": config.backend.url, "nGpuLayers": config.n_gpu_layers,
             "maxTokens": config.max_tokens, "timeBudgetMs": config.time_budget_ms,
             "prefixTokens": config.prefix_tokens, "suffixTokens": config.suffix_tokens, "ctxSize": config.ctx_size,
-            "fimLayout": config.fim_layout, "kvReuse": config.kv_reuse, "speculate": config.speculate,
+            "fimLayout": config.fim_layout, "kvReuse": config.kv_reuse, "kvShift": config.kv_shift,
+            "speculate": config.speculate,
             "context": {"crossFile": config.context.cross_file, "maxTokens": config.context.max_tokens},
             "postprocess": list(config.postprocess),
         }
@@ -277,6 +278,7 @@ class CodegemmaServer(HardenedLanguageServer):
             result["last"] = {
                 "promptTokens": s.prompt_tokens,
                 "reusedTokens": s.reused_tokens,
+                "movedTokens": s.moved_tokens,
                 "evaluatedTokens": s.evaluated_tokens,
                 "generatedTokens": s.generated_tokens,
                 "evalMs": round(s.eval_ms, 2),

@@ -88,3 +88,33 @@ def test_time_budget_reaches_the_engine_in_seconds():
     CompletionService(engine, config).complete(request)
     CompletionService(engine, Config()).complete(request)
     assert engine.budgets == [0.75, None]  # 0 means no limit
+
+
+def test_kv_shift_is_auto_on_or_off_and_auto_means_cpu_only():
+    import dataclasses
+    from pathlib import Path
+
+    from codegemma_lsp.completion import CompletionRequest, CompletionService
+    from tests.fake_engine import FakeEngine
+
+    assert Config().kv_shift == "auto"
+    assert apply_settings(Config(), {"kvShift": False})[0].kv_shift == "off"
+    assert apply_settings(Config(), {"kvShift": True})[0].kv_shift == "on"
+    config, messages = apply_settings(Config(), {"kvShift": "sometimes"})
+    assert config.kv_shift == "auto" and "auto, on, off" in messages[0]
+
+    class Recording(FakeEngine):
+        def generate(self, request, cancelled):
+            self.shifts.append(request.shift)
+            return super().generate(request, cancelled)
+
+    cpu = Recording(Path("fake.gguf"), Config())
+    gpu = Recording(Path("fake.gguf"), Config())
+    gpu.info = dataclasses.replace(gpu.info, gpu_offload_supported=True, n_gpu_layers=-1)
+    request = CompletionRequest(uri="file:///a.py", path="a.py", text="x = ", offset=4)
+    for engine in (cpu, gpu):
+        engine.shifts = []
+        for setting in ("auto", "on", "off"):
+            CompletionService(engine, Config(kv_shift=setting)).complete(request)
+    assert cpu.shifts == [True, True, False]
+    assert gpu.shifts == [False, True, False]  # a GPU evaluates a changed block exactly in milliseconds

@@ -74,3 +74,32 @@ async def test_the_file_list_is_built_before_any_completion_and_again_after_file
     async with lsp_session(server_command("--model", str(tiny_model)), root=root,
                            init_options={"context": {"crossFile": False}}) as (client, _):
         assert (await status(client))["index"]["files"] is None  # cross-file context off: no walk
+
+
+async def test_a_changed_block_shifts_the_current_file_cells_and_answers_as_exact_evaluation(tiny_model, tmp_path):
+    """When the context block changes (here the open dependency grew), the current file's cells move: with
+    kvShift they are shifted, not evaluated again; with it off, everything after the change is evaluated. (The
+    one-layer tiny model makes shifting exact: test_engine.py compares the logits.)"""
+    main = ("from shop.pricing import apply_discount\n\n"
+            + "".join(f"def rate_{i}(x):\n    return x * {i}\n\n" for i in range(12))
+            + "def checkout(total):\n    return apply_discount(total, ")
+    root = write(tmp_path / "ws", {"shop/__init__.py": "", "shop/pricing.py": PRICING, "main.py": main})
+    uri, dep_uri = (root / "main.py").as_uri(), (root / "shop/pricing.py").as_uri()
+    seen = {}
+    for setting in (True, False):
+        options = {"context": {"maxTokens": 1000}, "kvShift": setting, "speculate": False}
+        async with lsp_session(server_command("--model", str(tiny_model)), root=root, init_options=options) as (client, _):
+            open_document(client, uri, main)
+            await complete(client, uri, main, "apply_discount(total, ")
+            open_document(client, dep_uri, PRICING.replace("percent: float", "percent: float, cap: float = 50"))
+            typed = main + "1"
+            client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=typed)]))
+            last = await complete(client, uri, typed, "apply_discount(total, 1")
+            assert last["reusedTokens"] + last["movedTokens"] + last["evaluatedTokens"] == last["promptTokens"]
+            seen[setting] = last
+    shifted, exact = seen[True], seen[False]
+    assert shifted["movedTokens"] > 200 and shifted["evaluatedTokens"] < exact["evaluatedTokens"] - 200
+    assert exact["movedTokens"] == 0 and exact["reusedTokens"] == shifted["reusedTokens"]
+    assert shifted["raw"] == exact["raw"]

@@ -123,3 +123,56 @@ def test_work_ahead_never_evicts_the_prompt_of_the_last_real_request(engine):
     assert elsewhere.stats.stop_reason == "declined"
     back = engine.generate(request(ids, "s"), lambda: False)
     assert back.stats.reused_tokens == len(ids) - 1  # the user's prompt is all still there
+
+
+def prompt_logits(engine, ids, session: str, **kw):
+    """The logits after the prompt: with max_tokens=1 nothing is decoded after it."""
+    engine.generate(request(ids, session, max_tokens=1, **kw), lambda: False)
+    return engine._logits_last().copy()
+
+
+def moved_prompts(engine, new_block: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The same current file after two different context blocks, as when a new line changes the block."""
+    current = engine.tokenize("def area(w, h):\n    return w * h\n" * 12)
+    old = (2, *engine.tokenize("class Shape:\n    sides = 4\n"), 70, *current, 68)
+    new = (2, *engine.tokenize(new_block), 70, *current, 68)
+    return old, new
+
+
+def test_a_moved_run_is_shifted_into_place_and_equals_exact_evaluation(engine):
+    """After the context block changes, the current file's cells are shifted, not evaluated again. In this
+    one-layer model a cell's key and value depend only on its token and position, so shifting is exact here:
+    the logits must equal those of evaluating the whole prompt (a misplaced cell would change them)."""
+    import numpy as np
+
+    old, new = moved_prompts(engine, "from geometry import Circle, Square\nRADIUS = 2.5\n")
+    exact = prompt_logits(engine, new, "exact", reuse=False)
+    prompt_logits(engine, old, "m")
+    shifted = engine.generate(request(new, "m", max_tokens=1, shift=True), lambda: False)
+    got = engine._logits_last().copy()
+    s = shifted.stats
+    assert s.moved_tokens > len(new) // 2 and s.reused_tokens + s.moved_tokens + s.evaluated_tokens == len(new)
+    assert np.abs(got - exact).max() < 1e-3 * np.abs(exact).max()
+    again = engine.generate(request(new, "m", shift=True), lambda: False)
+    assert again.stats.reused_tokens == len(new) - 1  # the cache now holds `new` in order
+    assert again.text == engine.generate(request(new, "exact", reuse=False), lambda: False).text
+
+
+def test_shift_off_and_cancelled_moves_keep_the_cache_consistent(engine):
+    old, new = moved_prompts(engine, "# notes\n" * 200)  # over one evaluation slice before the moved run
+    engine.generate(request(old, "off"), lambda: False)
+    plain = engine.generate(request(new, "off"), lambda: False)
+    assert plain.stats.moved_tokens == 0 and plain.stats.evaluated_tokens == len(new) - plain.stats.reused_tokens
+
+    engine.generate(request(old, "cx"), lambda: False)
+    checks = []
+
+    def second_slice() -> bool:  # cancelled before the second slice of the tokens ahead of the moved run
+        checks.append(1)
+        return len(checks) > 1
+
+    stopped = engine.generate(request(new, "cx", shift=True), second_slice)
+    assert stopped.stats.stop_reason == "cancelled" and stopped.stats.moved_tokens == 0
+    after = engine.generate(request(new, "cx", shift=True), lambda: False)
+    assert after.stats.reused_tokens >= 128  # what was evaluated before the cancel stayed valid
+    assert after.text == plain.text
