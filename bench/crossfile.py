@@ -85,7 +85,8 @@ async def run_mode(mode: str, cases: list[dict], model: str, threads: int, budge
                    sink=None, digests: dict[str, str] | None = None) -> list[dict]:
     """Complete every case in `mode`, one server per repository; each result is also written to `sink` (JSON
     lines) as soon as it is known, so an interrupted run can be resumed."""
-    options = {"context": {"crossFile": mode != "none", "maxTokens": budget}, "maxTokens": max_new}
+    # kvShift off: an answer must not depend on what the case before it left in the KV cache.
+    options = {"context": {"crossFile": mode != "none", "maxTokens": budget}, "maxTokens": max_new, "kvShift": False}
     baseline = ("--bench-context", mode, "--bench-cases", str(DATA / "cases.jsonl")) if mode in BASELINES else ()
     entry = str(HERE / "serve_baseline.py") if baseline else None
     results = []

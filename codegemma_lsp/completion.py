@@ -148,6 +148,7 @@ class CompletionService:
                 session=request.uri,
                 reuse=config.kv_reuse,
                 shift=self._shifts(config),
+                current_at=prompt.current_at,
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
                 lead=window.lead,

@@ -3,7 +3,8 @@
 Only this module imports llama_cpp. The interface is token-level (ids in, text out) so a remote backend can
 replace it without touching windowing, prompts or post-processing. The llama.cpp engine keeps what it last
 evaluated in the KV cache and re-evaluates only the tokens after the longest common prefix with the new
-prompt; generation is greedy (argmax, no repeat penalty) and polls a cancel flag between tokens.
+prompt, less a run that only moved (a changed context block: `GenerationRequest.shift`, kvplan.py);
+generation is greedy (argmax, no repeat penalty) and polls a cancel flag between tokens.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class GenerationRequest:
     lead: str = ""  # text the completion must start with (see `Engine.heals`); not part of the returned text
     speculative: bool = False  # work ahead: declined where it would evict the last real request's prompt
     shift: bool = False  # keep the cells of a run that moved (after a changed context block), shifted: kvplan.py
+    current_at: int = 0  # where the current file's part of the prompt starts: only a change before it may shift
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,8 @@ class LlamaEngine:
         reused = min(common_prefix_len(cached, prompt), len(prompt) - 1) if request.reuse else 0  # >= 1 for logits
         if request.speculative and reused < self._kept - SPECULATIVE_SLACK:
             return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
-        move = find_move(cached, prompt, reused) if request.shift and request.reuse and self._can_shift else None
+        shifts = request.shift and request.reuse and self._can_shift
+        move = find_move(cached, prompt, reused, request.current_at) if shifts else None
         evaluated = self._evaluate(prompt, reused, move, cancelled)
         if not request.speculative:
             self._kept = llm.n_tokens

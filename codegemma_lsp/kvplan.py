@@ -6,7 +6,9 @@ suffix and prefix (over a thousand tokens) are the same ids at other positions. 
 the new positions (RoPE keys are rotated by the offset) instead of evaluated again: llama-server's cache reuse
 does this to close gaps; here the new block's tokens are evaluated in front of the moved run. That is
 approximate: the moved cells were computed attending to the old block, so it is a setting (`kvShift`),
-measured against exact evaluation in bench/accept_replay.py.
+measured against exact evaluation in bench/accept_replay.py. Only a change inside the block qualifies, and the
+run must cover the current file from its start: cells of a prefix computed after another suffix (the cursor
+moved) would carry a stale picture of the code after the cursor, so those prompts are evaluated exactly.
 """
 
 from __future__ import annotations
@@ -36,20 +38,23 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def find_move(cached: Sequence[int], prompt: Sequence[int], start: int, min_len: int = MIN_MOVE) -> Move | None:
-    """The longest run of `prompt[start:]` that `cached[start:]` also holds, at least `min_len` ids long.
+def find_move(cached: Sequence[int], prompt: Sequence[int], start: int, before: int,
+              min_len: int = MIN_MOVE) -> Move | None:
+    """The longest run of `prompt[start:]` that `cached[start:]` also holds, at least `min_len` ids long and
+    starting at or before `before` (where the current file's part of the prompt begins); None when the prompts
+    already differ at or after `before`.
 
     The prompt's last id is never part of it: it is evaluated whatever happens, for the logits that start
     generation. The search keys runs by their first GRAM ids, so its cost is linear in the two lengths."""
     end = len(prompt) - 1
-    if end - start < min_len or len(cached) - start < min_len:
+    if start >= before or end - start < min_len or len(cached) - start < min_len:
         return None
     first: dict[tuple[int, ...], int] = {}
     for i in range(start, len(cached) - GRAM + 1):
         first.setdefault(tuple(cached[i : i + GRAM]), i)
     best: Move | None = None
     p = start
-    while p + GRAM <= end:
+    while p <= before and p + GRAM <= end:
         c = first.get(tuple(prompt[p : p + GRAM]))
         if c is None:
             p += 1

@@ -30,6 +30,7 @@ class Prompt:
     ids: tuple[int, ...]
     context_tokens: int
     context_paths: tuple[str, ...]
+    current_at: int  # index of the first id of the current file's pieces (after BOS and the context block)
 
 
 def _render(
@@ -73,5 +74,7 @@ def build_prompt(
             ids += _render(spec.file, template, tokenize, {**values, "path": entry.path}, {"{content}": entry.ids})
     context_tokens = len(ids) - (1 if template.bos_id is not None else 0)
     pieces = order.current if context else order.standalone
+    current_at = len(ids)
     ids += _render(pieces, template, tokenize, values, {"{prefix}": prefix_ids, "{suffix}": suffix_ids})
-    return Prompt(ids=tuple(ids), context_tokens=context_tokens, context_paths=tuple(c.path for c in context))
+    return Prompt(ids=tuple(ids), context_tokens=context_tokens, context_paths=tuple(c.path for c in context),
+                  current_at=current_at)

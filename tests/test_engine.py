@@ -148,12 +148,12 @@ def test_a_moved_run_is_shifted_into_place_and_equals_exact_evaluation(engine):
     old, new = moved_prompts(engine, "from geometry import Circle, Square\nRADIUS = 2.5\n")
     exact = prompt_logits(engine, new, "exact", reuse=False)
     prompt_logits(engine, old, "m")
-    shifted = engine.generate(request(new, "m", max_tokens=1, shift=True), lambda: False)
+    shifted = engine.generate(request(new, "m", max_tokens=1, shift=True, current_at=new.index(70) + 1), lambda: False)
     got = engine._logits_last().copy()
     s = shifted.stats
     assert s.moved_tokens > len(new) // 2 and s.reused_tokens + s.moved_tokens + s.evaluated_tokens == len(new)
     assert np.abs(got - exact).max() < 1e-3 * np.abs(exact).max()
-    again = engine.generate(request(new, "m", shift=True), lambda: False)
+    again = engine.generate(request(new, "m", shift=True, current_at=new.index(70) + 1), lambda: False)
     assert again.stats.reused_tokens == len(new) - 1  # the cache now holds `new` in order
     assert again.text == engine.generate(request(new, "exact", reuse=False), lambda: False).text
 
@@ -171,8 +171,8 @@ def test_shift_off_and_cancelled_moves_keep_the_cache_consistent(engine):
         checks.append(1)
         return len(checks) > 1
 
-    stopped = engine.generate(request(new, "cx", shift=True), second_slice)
+    stopped = engine.generate(request(new, "cx", shift=True, current_at=new.index(70) + 1), second_slice)
     assert stopped.stats.stop_reason == "cancelled" and stopped.stats.moved_tokens == 0
-    after = engine.generate(request(new, "cx", shift=True), lambda: False)
+    after = engine.generate(request(new, "cx", shift=True, current_at=new.index(70) + 1), lambda: False)
     assert after.stats.reused_tokens >= 128  # what was evaluated before the cancel stayed valid
     assert after.text == plain.text

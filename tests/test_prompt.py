@@ -55,7 +55,7 @@ def test_codegemma_prompt_exact_ids():
     p = build_prompt(t, text_ids, path="src/app.py", prefix_ids=text_ids("def f():\n    "),
                      suffix_ids=text_ids("\n"))
     assert list(p.ids) == [2] + text_ids("src/app.py\n") + [67] + text_ids("def f():\n    ") + [69] + text_ids("\n") + [68]
-    assert p.context_tokens == 0
+    assert p.context_tokens == 0 and p.current_at == 1
 
 
 def test_codegemma_multi_file_layout_dependencies_first():
@@ -68,6 +68,7 @@ def test_codegemma_multi_file_layout_dependencies_first():
     assert list(p.ids) == expected
     assert p.context_paths == ("pkg/util.py", "pkg/api.py")
     assert p.context_tokens == len(expected) - 1 - len(text_ids("pkg/main.py\n")) - 3 - len(text_ids("helper("))
+    assert list(p.ids[p.current_at:]) == text_ids("pkg/main.py\n") + [67] + text_ids("helper(") + [69] + [68]
 
 
 def test_qwen_standalone_and_repo_layouts():
