@@ -92,9 +92,7 @@ class CompletionService:
     def _shifts(self, config: Config) -> bool:
         """`kvShift`: "auto" shifts on the CPU only, where evaluating a changed block's thousand-odd tokens again
         takes seconds; a GPU does it in tens of milliseconds, so there the prompt is evaluated exactly."""
-        info = self.engine.info
-        on_gpu = info.gpu_offload_supported and info.n_gpu_layers != 0
-        return config.kv_shift == "on" or (config.kv_shift == "auto" and not on_gpu)
+        return config.kv_shift == "on" or (config.kv_shift == "auto" and not self.engine.info.on_gpu)
 
     def complete(
         self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False, *, ahead: bool = False
@@ -184,6 +182,7 @@ class CompletionService:
         log.info(
             "%s=%d %s prompt=%d reused=%d moved=%d eval=%d gen=%d eval_ms=%.0f gen_ms=%.0f stop=%s total_ms=%.0f",
             "ahead" if ahead else "req", request.request_id, request.path, s.prompt_tokens, s.reused_tokens,
-            s.moved_tokens, s.evaluated_tokens, s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason, completion.timings_ms["total"],
+            s.moved_tokens, s.evaluated_tokens, s.generated_tokens, s.eval_ms, s.gen_ms, s.stop_reason,
+            completion.timings_ms["total"],
         )
         return completion

@@ -120,6 +120,11 @@ class ModelInfo:
     gpu_offload_supported: bool
     vocab_size: int
 
+    @property
+    def on_gpu(self) -> bool:
+        """Layers run on a GPU: the build can offload and nGpuLayers is not 0."""
+        return self.gpu_offload_supported and self.n_gpu_layers != 0
+
 
 class Engine(Protocol):
     """Token-level inference. Implementations must be safe to call from one worker thread at a time."""
@@ -344,9 +349,10 @@ class LlamaEngine:
             llm._ctx.decode(llm._batch)
         return len(tokens)
 
-    def _evaluate(self, prompt: list[int], reused: int, move: Move | None, cancelled: Callable[[], bool]) -> int:
+    def _evaluate(self, prompt: list[int], reused: int, move: Move | None,
+                  cancelled: Callable[[], bool]) -> tuple[int, int]:
         """Bring the KV cache to `prompt`: keep its first `reused` cells, shift `move`'s cells into place and
-        evaluate the rest. Returns how many tokens were evaluated; `llm.n_tokens` ends at the last valid one.
+        evaluate the rest. Returns (tokens evaluated, tokens moved); `llm.n_tokens` ends at the last valid one.
 
         llama.cpp only decodes a sequence at positions after its last cell, so the moved run waits in sequence 1
         while the tokens before it are evaluated in sequence 0, then joins sequence 0 again."""
@@ -361,22 +367,22 @@ class LlamaEngine:
         kv.kv_cache_seq_rm(0, reused, -1 if move is None else move.cache_at)
         if move is None:
             decode(reused, len(prompt))
-            return llm.n_tokens - reused
+            return llm.n_tokens - reused, 0
         c, p, n = move.cache_at, move.prompt_at, move.length
         kv.kv_cache_seq_rm(0, c + n, -1)
         kv.kv_cache_seq_cp(0, 1, c, c + n)
         kv.kv_cache_seq_rm(0, c, c + n)
         if p != c:
             kv.kv_cache_seq_shift(1, c, c + n, p - c)
-        whole = decode(reused, p)
-        if whole:
-            kv.kv_cache_seq_cp(1, 0, p, p + n)
-            llm.input_ids[p : p + n] = prompt[p : p + n]
-            llm.n_tokens = p + n
+        if not decode(reused, p):  # cancelled before the run: it is dropped
+            kv.kv_cache_seq_rm(1, 0, -1)
+            return llm.n_tokens - reused, 0
+        kv.kv_cache_seq_cp(1, 0, p, p + n)
         kv.kv_cache_seq_rm(1, 0, -1)
-        if whole:
-            decode(p + n, len(prompt))
-        return llm.n_tokens - reused - (n if whole else 0)
+        llm.input_ids[p : p + n] = prompt[p : p + n]
+        llm.n_tokens = p + n
+        decode(p + n, len(prompt))
+        return llm.n_tokens - reused - n, n
 
     def _generate(self, request: GenerationRequest, cancelled: Callable[[], bool]) -> Generation:
         llm = self._llm
@@ -400,7 +406,7 @@ class LlamaEngine:
             return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
         shifts = request.shift and request.reuse and self._can_shift
         move = find_move(cached, prompt, reused, request.current_at) if shifts else None
-        evaluated = self._evaluate(prompt, reused, move, cancelled)
+        evaluated, moved = self._evaluate(prompt, reused, move, cancelled)
         if not request.speculative:
             self._kept = llm.n_tokens
         stop_reason = "" if llm.n_tokens == len(prompt) else "cancelled"
@@ -444,7 +450,7 @@ class LlamaEngine:
             eval_ms=(eval_done - started) * 1000,
             gen_ms=(finished - eval_done) * 1000,
             stop_reason=stop_reason,
-            moved_tokens=move.length if move is not None and llm.n_tokens > move.prompt_at else 0,
+            moved_tokens=moved,
         )
         return Generation(text=text, ids=tuple(out), stats=stats)
 

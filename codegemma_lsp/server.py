@@ -267,7 +267,7 @@ class CodegemmaServer(HardenedLanguageServer):
         result["device"] = {
             "gpuOffloadSupported": info.gpu_offload_supported,
             "nGpuLayers": info.n_gpu_layers if info.gpu_offload_supported else 0,
-            "offload": "remote" if remote else "gpu" if info.gpu_offload_supported and info.n_gpu_layers else "cpu",
+            "offload": "remote" if remote else "gpu" if info.on_gpu else "cpu",
             "nCtx": info.n_ctx,
         }
         if remote:
