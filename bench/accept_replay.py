@@ -19,6 +19,7 @@ the model), latency of the request after the accept, and how many speculations r
     .venv/bin/python bench/accept_replay.py --files 8 --lines 6
     .venv/bin/python bench/accept_replay.py --settings '{"speculate": false}'
     .venv/bin/python bench/accept_replay.py --follow-file --settings '{"kvShift": false}' --out exact.json
+    .venv/bin/python bench/accept_replay.py --follow-file --any-lines --files 6 --lines 40   # prefix window moves
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ from lsp import server_command, session, status  # noqa: E402
 from typing_replay import REPOS, pct, position  # noqa: E402
 
 
-def pick_blocks(count: int, lines: int, seed: int) -> list[tuple[Path, list[str], int]]:
-    """(file, its lines, first line of the block): `lines` consecutive indented non-blank code lines."""
+def pick_blocks(count: int, lines: int, seed: int, any_lines: bool = False) -> list[tuple[Path, list[str], int]]:
+    """(file, its lines, first line of the block): `lines` consecutive indented non-blank code lines, or with
+    `any_lines` any lines after an indented code line 150 lines or more into the file (blank and dedented ones
+    too: long stretches of typing, with a full prefix window that has to move)."""
     rng = random.Random(seed)
     files = sorted(p for p in REPOS.rglob("*.py") if 2_000 < p.stat().st_size < 60_000)
     blocks = []
     for path in rng.sample(files, len(files)):
         text = path.read_text(encoding="utf-8").split("\n")
-        starts = [i for i in range(20, len(text) - lines) if all(
+        starts = [i for i in range(150 if any_lines else 20, len(text) - lines) if all(
             line.startswith(" ") and line.strip() and not line.strip().startswith(("#", '"', "'"))
-            for line in text[i : i + lines])]
+            for line in text[i : i + (1 if any_lines else lines)])]
         if starts:
             blocks.append((path, text, rng.choice(starts)))
         if len(blocks) == count:
@@ -148,11 +151,13 @@ async def main() -> None:
     parser.add_argument("--settings", default="{}", help="initializationOptions as JSON")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--follow-file", action="store_true", help="type the file's own lines, not the suggestions")
+    parser.add_argument("--any-lines", action="store_true",
+                        help="blocks of any lines, blank and dedented too (with --follow-file: long typing)")
     parser.add_argument("--out", type=Path, help="write the answers after each Enter here (JSON)")
     parser.add_argument("--against", type=Path, help="an --out file of another setting: count the answers that differ")
     args = parser.parse_args()
 
-    blocks = pick_blocks(args.files, args.lines, args.seed)
+    blocks = pick_blocks(args.files, args.lines, args.seed, args.any_lines)
     f = Figures()
     command = server_command("--model", args.model, "--threads", str(args.threads))
     async with session(command, REPOS, json.loads(args.settings)) as client:
@@ -167,7 +172,8 @@ async def main() -> None:
           f"{pct(f.after_enter, .95):.0f} ms, mean {sum(f.after_enter) / max(len(f.after_enter), 1):.0f} ms; "
           f"{sum(f.ahead)} answered from work ahead; {f.empty} empty")
     print(f"  the {len(model)} the model answered then: p50 {pct(model, .5):.0f} ms, p95 {pct(model, .95):.0f} ms; "
-          f"prompt tokens evaluated p50 {pct(f.evaluated, .5):.0f}, max {max(f.evaluated, default=0)}; "
+          f"prompt tokens evaluated p50 {pct(f.evaluated, .5):.0f}, max {max(f.evaluated, default=0)}, "
+          f"total {sum(f.evaluated)}; "
           f"{sum(1 for m in f.moved if m)} kept a moved run ({sum(f.moved)} tokens)")
     if args.follow_file:  # otherwise the document holds the model's lines, not the file's
         right = sum(a["answer"].split("\n")[0].strip() == a["expected"].strip() for a in f.answers)

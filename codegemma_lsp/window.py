@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 Tokenize = Callable[[str], Sequence[int]]
+SLACK = 0.25  # share of the prefix budget left free for typing on when the window start has to move
 MAX_TOKEN_CHARS = 16  # no token is longer: a piece of text longer than budget * this cannot fit the budget
 
 
@@ -101,6 +102,30 @@ def _line_break_end(text: str, start: int) -> int:
     return len(text) if nl < 0 else nl + 1
 
 
+def _first_line(lines: list[tuple[int, int, tuple[int, ...]]], held: int, budget: int, snap_lines: int,
+                anchor: int | None) -> int:
+    """The prefix window's first line, given the lines that fit `budget` (nearest first, none reaching the top
+    of the file) and the `held` ids of the cursor line's head.
+
+    A moved start re-evaluates the whole prefix, so the anchor (the previous request's start) stays while it
+    fits and its window holds at least 1 - 2 * SLACK of the budget (after a jump of the cursor, a fuller window
+    is worth more). When typing outgrows it, the start jumps SLACK of the budget past the tightest fit: the next
+    move then comes after that much new text, not after the 16 lines of one snap. A fresh start (no anchor, or
+    one the cursor jumped away from) fits the budget as tightly as `snap_lines` allows.
+    """
+    tightest = lines[-1][0]
+    if anchor is not None and tightest <= anchor:
+        if held + sum(len(ids) for index, _, ids in lines if index >= anchor) >= budget * (1 - 2 * SLACK):
+            return anchor
+    elif anchor is not None and tightest <= anchor + snap_lines:
+        for index, _, ids in lines:
+            held += len(ids)
+            if held > budget * (1 - SLACK):
+                tightest = index + 1
+                break
+    return -(-tightest // snap_lines) * snap_lines
+
+
 def cursor_window(
     text: str,
     offset: int,
@@ -114,10 +139,10 @@ def cursor_window(
 ) -> Window:
     """Cut `text` at code-point `offset` into prefix and suffix windows within the token budgets.
 
-    The prefix keeps whole lines back from the cursor; its first line index is rounded up to a multiple of
-    `snap_lines`, or kept at `anchor` (the previous request's start) while that still fits and is no more than
-    two chunks past the tightest start. The suffix keeps whole lines forward from the cursor. Only the lines
-    near the cursor are read, so a huge document costs no more than a small one.
+    The prefix keeps whole lines back from the cursor; its first line index is a multiple of `snap_lines`, or
+    `anchor` (the previous request's start) while that still serves (`_first_line`). The suffix keeps whole
+    lines forward from the cursor. Only the lines near the cursor are read, so a huge document costs no more
+    than a small one.
 
     With `heal`, blanks at the end of the cursor line's head (indentation on a new line, the space after `=`)
     stay out of `prefix_ids` and come back as `lead`. A BPE vocabulary joins a space to the word after it, so a
@@ -152,11 +177,7 @@ def cursor_window(
         lines.append((index, start, ids))
         pos = start
     if lines and lines[-1][0] > 0:  # the window does not reach the top of the file: snap its start
-        tightest = lines[-1][0]
-        if anchor is not None and tightest <= anchor < tightest + 2 * snap_lines:
-            first = anchor
-        else:
-            first = -(-tightest // snap_lines) * snap_lines
+        first = _first_line(lines, len(head), prefix_tokens, snap_lines, anchor)
         lines = [entry for entry in lines if entry[0] >= first]
     start_line = lines[-1][0] if lines else cursor_line
     prefix_start = lines[-1][1] if lines else head_start

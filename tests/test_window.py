@@ -76,6 +76,48 @@ def test_typing_forward_keeps_the_prefix_ids_stable():
         w = nxt
 
 
+EVEN = "".join(f"item {i:03d} = compute({i:03d})\n" for i in range(300))  # 24 bytes on every line
+
+
+def at(line: int) -> int:
+    return line * 24
+
+
+def _starts_typing_down(first: int, count: int) -> list[int]:
+    """The window's start line at each of `count` lines typed down EVEN from line `first` (a 64-line budget)."""
+    starts, anchor = [], None
+    for line in range(first, first + count):
+        w = cursor_window(EVEN, at(line), byte_tokens, prefix_tokens=64 * 24, suffix_tokens=0, anchor=anchor)
+        starts.append(anchor := w.start_line)
+    return starts
+
+
+def test_typing_down_moves_the_window_start_past_the_tightest_fit():
+    """A window start that typing outgrew jumps a quarter of the budget (16 lines) past the tightest fit, so the
+    next jump (which re-evaluates the whole prefix) comes 32 lines later; jumping to the tightest fit, it came
+    after the 16 lines of one snap."""
+    starts = _starts_typing_down(100, 100)
+    assert starts[0] == 48  # fresh: the tightest fit, 36, rounded up to a multiple of 16
+    moves = [(line, start) for line, (before, start) in enumerate(zip(starts, starts[1:]), 101) if start != before]
+    assert moves == [(113, 80), (145, 112), (177, 144)]  # every 32 lines
+    for line, start in moves:
+        assert start % 16 == 0 and 48 - 15 <= line - start <= 48  # the slack, 16 lines, free for typing on
+
+
+def test_an_anchor_is_dropped_when_the_window_from_it_holds_under_half_the_budget():
+    """After the cursor moved up, the old start fits; it is kept while its window holds half the budget, then a
+    fresh start takes the whole budget again."""
+    kept = cursor_window(EVEN, at(110), byte_tokens, prefix_tokens=480, suffix_tokens=0, anchor=100)
+    assert kept.start_line == 100  # 10 lines = 240 tokens, half of 480
+    fresh = cursor_window(EVEN, at(109), byte_tokens, prefix_tokens=480, suffix_tokens=0, anchor=100)
+    assert fresh.start_line == 96 and len(fresh.prefix_ids) == 13 * 24
+
+
+def test_a_cursor_jump_down_gets_a_tight_window():
+    far = cursor_window(EVEN, at(180), byte_tokens, prefix_tokens=480, suffix_tokens=0, anchor=96)
+    assert far.start_line == 160  # the tightest (160) snapped, not a quarter of the budget further
+
+
 def test_huge_cursor_line_is_cut_on_the_left_and_right():
     text = "x = [" + "1, " * 5000 + "]\n"
     offset = len(text) // 2
