@@ -210,3 +210,17 @@ def test_a_long_outline_is_left_out(tmp_path):
     root = write(tmp_path, {"pkg/__init__.py": "", "pkg/kinds.py": many, "pkg/render.py": RENDER})
     texts = rendered(gather(root, "pkg/render.py", RENDER, RENDER.index("end = ") + len("end = ")))
     assert "Name3 = 3" not in "".join(texts.values())
+
+
+def test_a_new_line_after_a_function_keeps_that_function_as_the_scope(tmp_path):
+    """Enter after a function's last line puts the cursor at column 0, outside every definition: its scope (whose
+    names rank the definitions) stays the function just written, not a 100-line block, so the context block
+    does not change on that line, and changes back one line later."""
+    from codegemma_lsp.context.graph import _scope
+
+    text = "import os\n\n\ndef first():\n    return os.sep\n\n\ndef second():\n    return 2\n\n\nvalue = 1\n\n"
+    facts = WorkspaceIndex([tmp_path]).document_facts(tmp_path / "m.py", text, "python")
+    assert _scope(facts, 4) == (3, 4)  # inside `first`
+    assert _scope(facts, 5) == _scope(facts, 6) == (3, 4)  # blank lines after it, at column 0
+    assert _scope(facts, 9) == (7, 8)
+    assert _scope(facts, 12) == (-50, 99)  # after a statement that is no definition: the fixed block

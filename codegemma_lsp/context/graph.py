@@ -115,7 +115,9 @@ def _usage(facts: FileFacts, cursor_line: int) -> Usage:
 
 
 def _scope(facts: FileFacts, cursor_line: int) -> tuple[int, int]:
-    """Lines of the innermost function around the cursor, else of its class, else a fixed 100-line block."""
+    """Lines of the innermost function around the cursor, else of its class, else of the top-level definition
+    that only blank lines separate from the cursor (the cursor on a new line after a function keeps that
+    function's scope, so the context block does not change there), else a fixed 100-line block."""
     lines = facts.lines
     here = lines[cursor_line] if cursor_line < len(lines) else ""
     indent = len(here) - len(here.lstrip())
@@ -135,6 +137,11 @@ def _scope(facts: FileFacts, cursor_line: int) -> tuple[int, int]:
         if (d.kind in FUNCTION_KINDS or d.kind in CLASS_KINDS) and encloses(d):
             if best is None or (d.kind in FUNCTION_KINDS, d.start) > (best.kind in FUNCTION_KINDS, best.start):
                 best = d
+    if best is None:  # between top-level definitions: the one the user just finished, if nothing but blanks follow
+        best = max((d for d in facts.definitions if d.parent is None and d.end < cursor_line
+                    and (d.kind in FUNCTION_KINDS or d.kind in CLASS_KINDS)
+                    and not any(lines[i].strip() for i in range(d.end + 1, min(cursor_line, len(lines))))),
+                   key=lambda d: d.end, default=None)
     if best is not None:
         return best.start, best.end
     block = cursor_line // 50 * 50
