@@ -195,7 +195,9 @@ def framing(draw: st.DrawFn) -> tuple[bytes, list[Any]]:
 
 @st.composite
 def _framing(draw: st.DrawFn) -> tuple[bytes, list[Any]]:
-    request = json.dumps({"jsonrpc": "2.0", "id": next(IDS), "method": "codegemma/status"}).encode()
+    # An id of constant width: the body's length bounds a later draw, which must not depend on the counter
+    # (hypothesis replays a case and fails as flaky when 99 became 100).
+    request = json.dumps({"jsonrpc": "2.0", "id": 10**9 + next(IDS), "method": "codegemma/status"}).encode()
     garbage = draw(st.binary(max_size=60)).replace(b"ength", b"").replace(b"ENGTH", b"")
     body = draw(st.sampled_from([request, b"", b"null", b"[]", b"[1, 2]", b"42", b'"str"', b"{}", b"\xff\xfe\x00",
                                  b'{"jsonrpc": "2.0"', b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" +
