@@ -84,7 +84,7 @@ def _names(line: str) -> tuple[list[str], list[str]]:
     return found
 
 
-def _usage(facts: FileFacts, cursor_line: int) -> Usage:
+def _usage(facts: FileFacts, cursor_line: int, scope_lines: tuple[int, int]) -> Usage:
     lines = facts.lines
     import_lines = {imp.line for imp in facts.imports}  # a name's own line, in multi-line imports too
     starts = sorted(d.start for d in facts.definitions if d.parent is None)
@@ -103,7 +103,7 @@ def _usage(facts: FileFacts, cursor_line: int) -> Usage:
             for name in names:
                 if distance.get(name, gap + 1) > gap:
                     distance[name] = gap
-    start, end = _scope(facts, cursor_line)
+    start, end = scope_lines
     scope: Counter = Counter()
     scope_attrs: Counter = Counter()
     for i in range(max(0, start), min(end + 1, len(lines))):
@@ -138,10 +138,10 @@ def _scope(facts: FileFacts, cursor_line: int) -> tuple[int, int]:
             if best is None or (d.kind in FUNCTION_KINDS, d.start) > (best.kind in FUNCTION_KINDS, best.start):
                 best = d
     if best is None:  # between top-level definitions: the one the user just finished, if nothing but blanks follow
-        best = max((d for d in facts.definitions if d.parent is None and d.end < cursor_line
-                    and (d.kind in FUNCTION_KINDS or d.kind in CLASS_KINDS)
-                    and not any(lines[i].strip() for i in range(d.end + 1, min(cursor_line, len(lines))))),
-                   key=lambda d: d.end, default=None)
+        above = max((d for d in facts.definitions if d.parent is None and d.end < cursor_line
+                     and (d.kind in FUNCTION_KINDS or d.kind in CLASS_KINDS)), key=lambda d: d.end, default=None)
+        if above is not None and not any(lines[i].strip() for i in range(above.end + 1, min(cursor_line, len(lines)))):
+            best = above
     if best is not None:
         return best.start, best.end
     block = cursor_line // 50 * 50
@@ -236,8 +236,8 @@ class Selector:
         self.index = index
         self.current = current
         self.facts = facts
-        self.usage = _usage(facts, cursor_line)
         self.scope = _scope(facts, cursor_line)
+        self.usage = _usage(facts, cursor_line, self.scope)
         self.in_function = any(d.start == self.scope[0] and d.end == self.scope[1] and d.kind in FUNCTION_KINDS
                                for d in facts.definitions)
         self.max_depth = max_depth
