@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from codegemma_lsp.completion import CompletionRequest
+from codegemma_lsp.completion import CompletionRequest, ContextProvider
 from codegemma_lsp.context.crossfile import uri_to_path
 from codegemma_lsp.context.index import WorkspaceIndex
 from codegemma_lsp.prompt import ContextFile
@@ -30,7 +30,7 @@ def fit_lines(text: str, room: int, tokenize: Tokenize) -> list[int]:
     return ids
 
 
-class NearbyFiles:
+class NearbyFiles(ContextProvider):
     def __init__(self, index: WorkspaceIndex, per_file: int = 512) -> None:
         self.index = index
         self.per_file = per_file
@@ -41,10 +41,8 @@ class NearbyFiles:
         parent = [p for p in self.index.list_dir(current.parent.parent) if p.suffix == current.suffix]
         return out + sorted(parent)
 
-    def prepare(self, uri: str) -> None:
-        """Nothing to work out ahead: every request reads what it needs."""
-
-    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
+               ahead: bool = False) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         current = self.index.confine(path) if path else None
         if current is None:

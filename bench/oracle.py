@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from codegemma_lsp.completion import CompletionRequest
+from codegemma_lsp.completion import CompletionRequest, ContextProvider
 from codegemma_lsp.context.crossfile import uri_to_path
 from codegemma_lsp.context.imports import identifiers
 from codegemma_lsp.context.index import WorkspaceIndex
@@ -20,7 +20,7 @@ from nearby import entry_cost, fit_lines
 MAX_LINES = 40
 
 
-class HiddenDefinitions:
+class HiddenDefinitions(ContextProvider):
     def __init__(self, index: WorkspaceIndex, cases: Path) -> None:
         self.index = index
         self.cases = [json.loads(line) for line in cases.open()]
@@ -33,10 +33,8 @@ class HiddenDefinitions:
                 return case
         return None
 
-    def prepare(self, uri: str) -> None:
-        """Nothing to work out ahead: every request reads what it needs."""
-
-    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
+               ahead: bool = False) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         case = self.case(request) if path and self.index.confine(path) else None
         if case is None:

@@ -65,10 +65,16 @@ class Completion:
 class ContextProvider(Protocol):
     """Cross-file context: files the current one depends on, within a token budget, dependencies first."""
 
-    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]: ...
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
+               ahead: bool = False) -> Sequence[ContextFile]:
+        """The files to show. `ahead`: work done before the user asked, which must not change what the user's
+        next real request gets."""
 
     def prepare(self, uri: str) -> None:
         """Work ahead for a document just opened, run in the background (caches only: nothing to return)."""
+
+    def forget(self, uri: str) -> None:
+        """A document was closed: drop what is kept for it."""
 
 
 class CompletionService:
@@ -86,8 +92,11 @@ class CompletionService:
         self.last: Completion | None = None
 
     def forget(self, uri: str) -> None:
-        """A closed document's window anchor goes, so a day of opening files does not accumulate them."""
+        """A closed document's window anchor and kept context go, so a day of opening files does not accumulate
+        them."""
         self._anchors.pop(uri, None)
+        if self.context is not None:
+            self.context.forget(uri)
 
     def _shifts(self, config: Config) -> bool:
         """`kvShift`: "auto" shifts on the CPU only, where evaluating a changed block's thousand-odd tokens again
@@ -122,7 +131,7 @@ class CompletionService:
 
         context: Sequence[ContextFile] = ()
         if self.context is not None and config.context.cross_file and config.context.max_tokens > 0:
-            context = self.context.gather(request, config.context.max_tokens, self.tokenize)
+            context = self.context.gather(request, config.context.max_tokens, self.tokenize, ahead=ahead)
         t2 = time.perf_counter()
 
         prompt = build_prompt(

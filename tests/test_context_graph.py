@@ -116,6 +116,84 @@ def test_block_is_byte_identical_while_typing(shop):
     assert gather(shop, "app/main.py", text, offset + len("0\n    x = "), index=index) == first
 
 
+LIB = "".join(f'def {name}(value: int) -> int:\n    """{name.title()} of a value."""\n    first = value + 1\n'
+              f'    second = first * 2\n    return second\n\n\n' for name in ("alpha", "beta", "gamma"))
+RUN = "from lib import alpha, beta, gamma\n\n\ndef run(v):\n    a = alpha(v)\n    b = alpha(a)\n    c = beta(b)\n    \n    return c\n"
+TIGHT = 210  # fits alpha whole and beta's signature, or the other way round
+
+
+class Typist:
+    """One provider (so one kept block) and one document: what the block is after each new line."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.provider = ImportGraphContext(WorkspaceIndex([root]), snippets=False)
+        self.text = RUN
+        self.offset = RUN.index("    \n    return") + 4
+
+    def ask(self, budget: int = TIGHT, *, ahead: bool = False, provider: ImportGraphContext | None = None):
+        request = CompletionRequest(uri=(self.root / "run.py").as_uri(), path="run.py", text=self.text,
+                                    offset=self.offset, repo="repo")  # a fixed header cost
+        return rendered((provider or self.provider).gather(request, budget, TOKENIZE, ahead=ahead))
+
+    def type_line(self, line: str) -> None:
+        self.text = self.text[:self.offset] + line + "\n    " + self.text[self.offset:]
+        self.offset += len(line) + 5
+
+    def fresh(self, budget: int = TIGHT):
+        """What a provider without memory chooses here."""
+        return self.ask(budget, provider=ImportGraphContext(WorkspaceIndex([self.root]), snippets=False))
+
+
+@pytest.fixture
+def typist(tmp_path) -> Typist:
+    return Typist(write(tmp_path, {"lib.py": LIB, "run.py": RUN}))
+
+
+def test_block_stays_while_it_shows_what_the_code_uses(typist):
+    first = typist.ask()
+    assert "second = first * 2" in first["lib.py"] and "def beta(value: int) -> int:" in first["lib.py"]
+    typist.type_line("d = beta(c) + beta(a)")  # beta now outranks alpha: alone, the choice would change
+    assert typist.fresh() != first
+    assert typist.ask() == first  # but the block still shows both signatures: kept, and the cache stays valid
+    typist.type_line("e = gamma(d) + gamma(c) + gamma(b) + gamma(a)")  # a definition the block lacks
+    changed = typist.ask()
+    assert "def gamma(value: int) -> int:" in changed["lib.py"] and changed == typist.fresh()
+
+
+def test_work_ahead_leaves_the_kept_block(typist):
+    first = typist.ask()
+    typist.type_line("e = gamma(c) + gamma(b) + gamma(a)")
+    ahead = typist.ask(ahead=True)
+    assert "def gamma" in ahead["lib.py"]
+    typist.text, typist.offset = RUN, RUN.index("    \n    return") + 4  # the user did something else
+    typist.type_line("d = beta(c) + beta(a)")
+    assert typist.ask() == first  # as if nothing had been worked out ahead
+
+
+def test_block_is_chosen_again_after_a_jump_an_edit_or_a_close(typist):
+    first = typist.ask()
+    typist.type_line("d = beta(c) + beta(a)")
+    moved = typist.fresh()
+    assert moved != first
+    # The cursor far from where the block was chosen.
+    typist.type_line("\n" * 70)
+    assert typist.ask() == moved
+    # A dependency edited on disk: the kept lines no longer read the same (though they are still the same lines).
+    typist.text, typist.offset = RUN, RUN.index("    \n    return") + 4
+    assert typist.ask() == first
+    (typist.root / "lib.py").write_text(LIB.replace("Alpha of a value", "Alpha of any value"))
+    assert typist.ask() == typist.fresh() == {"lib.py": first["lib.py"].replace("a value", "any value", 1)}
+    # A closed document keeps nothing.
+    typist.provider.forget((typist.root / "run.py").as_uri())
+    typist.text, typist.offset = RUN, RUN.index("    \n    return") + 4
+    (typist.root / "lib.py").write_text(LIB)
+    assert typist.ask() == first
+    typist.type_line("d = beta(c) + beta(a)")
+    typist.provider.forget((typist.root / "run.py").as_uri())
+    assert typist.ask() == moved
+
+
 def test_attribute_access_brings_the_member(tmp_path):
     root = write(tmp_path, {"lib/core.py": CORE, "lib/money.py": MONEY, "lib/__init__.py": "",
                             "run.py": "from lib.core import checkout\n\n\ndef go(c):\n    c.total()\n    return checkout(c)\n"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import unquote, urlparse
@@ -11,12 +12,34 @@ from urllib.parse import unquote, urlparse
 from ..completion import CompletionRequest
 from ..prompt import ContextFile
 from ..window import Tokenize
-from .graph import select_context
+from .graph import Selection, select_context
 from .index import WorkspaceIndex
 from .languages import language_of
 from .snippets import SnippetFinder
 
 log = logging.getLogger(__name__)
+
+REACH = 64  # lines: a block is kept for the code this near where it was chosen
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The block last sent for a document, and where and from which sources it was chosen."""
+
+    selection: Selection
+    budget: int
+    cursor_line: int
+    sources: dict[Path, tuple[str, ...]]  # the lines of each file it shows, as they were
+
+
+def still_serves(kept: Kept, fresh: Selection, cursor_line: int, budget: int) -> bool:
+    """Whether the kept block may stand in for the fresh choice. Each line typed changes the counts that rank
+    the definitions, and a block that differs from its first file on costs its thousand-odd tokens again (five
+    seconds on a CPU); so the block stays while it shows at least the least of every definition the fresh choice
+    requires, the current file imports the same files, and the cursor stays near where it was chosen."""
+    return (budget == kept.budget and abs(cursor_line - kept.cursor_line) <= REACH
+            and fresh.imports == kept.selection.imports
+            and all(lines <= kept.selection.lines.get(path, frozenset()) for path, lines in fresh.required.items()))
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -35,6 +58,7 @@ class ImportGraphContext:
         self.max_depth = max_depth
         self.snippets = SnippetFinder(index) if snippets else None
         self.last_ms = 0.0
+        self._kept: dict[str, Kept] = {}
 
     def prepare(self, uri: str) -> None:
         """The cursor-independent part of a document's first request: the file list and the chunks of the files
@@ -45,7 +69,19 @@ class ImportGraphContext:
         if spec is not None and self.snippets is not None:
             self.snippets.prepare(current, spec)
 
-    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize) -> Sequence[ContextFile]:
+    def forget(self, uri: str) -> None:
+        self._kept.pop(uri, None)
+
+    def _unchanged(self, kept: Kept) -> bool:
+        """The kept block's files still read as they did (an edited dependency's lines may have moved)."""
+        for path, lines in kept.sources.items():
+            facts = self.index.facts(path)
+            if facts is None or facts.lines != lines:
+                return False
+        return True
+
+    def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
+               ahead: bool = False) -> Sequence[ContextFile]:
         t0 = time.perf_counter()
         path = uri_to_path(request.uri)
         current = self.index.confine(path) if path is not None else None
@@ -53,11 +89,20 @@ class ImportGraphContext:
             return ()  # a current file over the index's size limit (generated, minified) would be parsed per keystroke
         cursor_line = request.text.count("\n", 0, request.offset)
         try:
-            selection = select_context(self.index, current, request.text, cursor_line, budget, tokenize,
-                                       repo=request.repo, max_depth=self.max_depth, snippets=self.snippets)
+            fresh = select_context(self.index, current, request.text, cursor_line, budget, tokenize,
+                                   repo=request.repo, max_depth=self.max_depth, snippets=self.snippets)
         except RecursionError:  # a pathological import cycle: complete without context rather than fail
             log.warning("req=%d cross-file context gave up on %s", request.request_id, request.path)
             return ()
+        kept = self._kept.get(request.uri)
+        if kept is not None and still_serves(kept, fresh, cursor_line, budget) and self._unchanged(kept):
+            selection = kept.selection
+        else:
+            selection = fresh
+            if not ahead:  # work ahead leaves the choice to the user's next real request
+                sources = {path: facts.lines for path in fresh.lines if (facts := self.index.facts(path)) is not None}
+                self._kept[request.uri] = Kept(fresh, budget, cursor_line, sources)
         self.last_ms = (time.perf_counter() - t0) * 1000
-        log.debug("req=%d context files=%s ms=%.1f", request.request_id, [p for p, _ in selection], self.last_ms)
-        return tuple(ContextFile(path=p, ids=ids) for p, ids in selection)
+        log.debug("req=%d context files=%s kept=%s ms=%.1f", request.request_id, [p for p, _ in selection.files],
+                  selection is not fresh, self.last_ms)
+        return tuple(ContextFile(path=p, ids=ids) for p, ids in selection.files)

@@ -17,7 +17,9 @@ elision marker for the body. Classes come as header, docstring, fields and const
 Files are emitted in dependency order (post-order walk of the import graph, so a file's dependencies precede
 it and the direct imports sit nearest the current file), lines in source order. Nothing here reads the text
 of the cursor line, and the selection depends on the cursor only through the function that encloses it, so
-the block stays byte-identical while the user types and the KV cache stays valid.
+the block stays byte-identical while the user types on a line and the KV cache stays valid. A new line changes
+the counts that rank definitions; `Selection.required` lets the provider keep its last block while that still
+serves (crossfile.py).
 """
 
 from __future__ import annotations
@@ -412,27 +414,39 @@ class Selector:
         return ranked + sorted(p for p in paths if p not in ranked)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What `select_context` chose, with what decides whether a block chosen earlier may stand in for it."""
+
+    files: tuple[tuple[str, tuple[int, ...]], ...]  # (workspace-relative path, content ids), in prompt order
+    lines: dict[Path, frozenset[int]]  # the lines shown, per file
+    required: dict[Path, frozenset[int]]  # the least of each definition that the code around the cursor uses
+    imports: frozenset[Path]  # the files the current file imports
+
+
 def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line: int, budget: int,
                    tokenize: Tokenize, repo: str = "", max_depth: int = 2,
-                   snippets: SnippetFinder | None = None) -> list[tuple[str, tuple[int, ...]]]:
-    """The context files for a request: (workspace-relative path, content ids), dependencies first, then the
-    files that lent similar code (`snippets`), nearest the current file."""
+                   snippets: SnippetFinder | None = None) -> Selection:
+    """The context files for a request, dependencies first, then the files that lent similar code (`snippets`),
+    nearest the current file."""
     spec = language_of(current)
     if spec is None or budget <= 0:
-        return []
+        return Selection((), {}, {}, frozenset())
     facts = index.document_facts(current, text, spec.name)
     selector = Selector(index, current, facts, cursor_line, max_depth)
     selector.collect()
     packer = Packer(index, tokenize, budget, repo)
+    required: dict[Path, frozenset[int]] = {}
     for want in sorted(selector.wants)[:MAX_WANTS]:
-        packer.offer(want)
+        if packer.offer(want) and want.priority[0] == 0:
+            required[want.path] = required.get(want.path, frozenset()) | (want.fallback or want.lines)
         if packer.used >= budget - 4:
             break
     if snippets is not None:
         share = min(budget, packer.used + SHARE)
         for rank, snippet in enumerate(snippets.find(current, spec, facts.lines, cursor_line)):
             packer.offer(Want((9, rank), snippet.path, snippet.lines), limit=share)
-    out: list[tuple[str, tuple[int, ...]]] = []
-    for path in selector.file_order(set(packer.lines)):
-        out.append((index.relative(path), tuple(packer.render(path, packer.lines[path]))))
-    return out
+    files = tuple((index.relative(path), tuple(packer.render(path, packer.lines[path])))
+                  for path in selector.file_order(set(packer.lines)))
+    return Selection(files, {path: frozenset(lines) for path, lines in packer.lines.items()}, required,
+                     frozenset(selector.edges.get(current, ())))
