@@ -156,6 +156,7 @@ class CompletionService:
                 reuse=config.kv_reuse,
                 shift=self._shifts(config),
                 current_at=prompt.current_at,
+                prefix_at=prompt.prefix_at,
                 stop_text=stop_predicate(where, mode, config.postprocess),
                 parts=PromptParts(window.prefix_ids, window.suffix_ids, tuple(context)),
                 lead=window.lead,

@@ -54,7 +54,7 @@ class Config:
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
     kv_reuse: bool = True  # False: every request evaluates its whole prompt (a baseline; a suspected stale cache)
-    kv_shift: str = "auto"  # keep prompt parts that moved (a changed context block), shifted: on | off | auto (CPU)
+    kv_shift: str = "auto"  # shift prompt parts that moved (changed block, moved prefix start): on | off | auto (CPU)
     fim_layout: str = "spm"  # suffix before prefix, so typing forward only appends ("psm": prefix first)
     speculate: bool = True  # work ahead on what the user asks next, e.g. Tab then Enter (in-process engines only)
     ctx_size: int = 4096

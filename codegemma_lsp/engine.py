@@ -82,6 +82,7 @@ class GenerationRequest:
     speculative: bool = False  # work ahead: declined where it would evict the last real request's prompt
     shift: bool = False  # keep the cells of a run that moved (after a changed context block), shifted: kvplan.py
     current_at: int = 0  # where the current file's part of the prompt starts: only a change before it may shift
+    prefix_at: int | None = None  # where the prefix starts when it ends the prompt: a change after it may shift too
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,13 @@ class LlamaEngine:
         if request.speculative and reused < self._kept - SPECULATIVE_SLACK:
             return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
         shifts = request.shift and request.reuse and self._can_shift
-        move = find_move(cached, prompt, reused, request.current_at) if shifts else None
+        move = None
+        if shifts:
+            move = find_move(cached, prompt, reused, request.current_at)
+            if move is None and request.prefix_at is not None and reused >= request.prefix_at:
+                # Only the prefix changed (its window's start moved down, or a line above the cursor was edited):
+                # the rest of it is prefix in the cache too, computed after the same suffix.
+                move = find_move(cached, prompt, reused, len(prompt) - 1)
         evaluated, moved = self._evaluate(prompt, reused, move, cancelled)
         if not request.speculative:
             self._kept = llm.n_tokens

@@ -6,9 +6,12 @@ suffix and prefix (over a thousand tokens) are the same ids at other positions. 
 the new positions (RoPE keys are rotated by the offset) instead of evaluated again: llama-server's cache reuse
 does this to close gaps; here the new block's tokens are evaluated in front of the moved run. That is
 approximate: the moved cells were computed attending to the old block, so it is a setting (`kvShift`),
-measured against exact evaluation in bench/accept_replay.py. Only a change inside the block qualifies, and the
-run must cover the current file from its start: cells of a prefix computed after another suffix (the cursor
-moved) would carry a stale picture of the code after the cursor, so those prompts are evaluated exactly.
+measured against exact evaluation in bench/accept_replay.py. A change inside the block qualifies when the run
+covers the current file from its start; so does a change inside the prefix when the prefix ends the prompt
+(suffix-prefix-middle) and everything before it is unchanged: the prefix window's start moved down, and the
+rest of the prefix, computed after the same suffix, moves up. Otherwise (the cursor moved, so cells of a
+prefix were computed after another suffix and carry a stale picture of the code after the cursor) the
+prompt is evaluated exactly from the change on.
 """
 
 from __future__ import annotations

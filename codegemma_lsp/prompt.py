@@ -31,6 +31,7 @@ class Prompt:
     context_tokens: int
     context_paths: tuple[str, ...]
     current_at: int  # index of the first id of the current file's pieces (after BOS and the context block)
+    prefix_at: int | None = None  # index of the first prefix id where the prefix ends the prompt (suffix first)
 
 
 def _render(
@@ -76,5 +77,6 @@ def build_prompt(
     pieces = order.current if context else order.standalone
     current_at = len(ids)
     ids += _render(pieces, template, tokenize, values, {"{prefix}": prefix_ids, "{suffix}": suffix_ids})
+    prefix_at = len(ids) - len(prefix_ids) if pieces[-1] == "{prefix}" else None
     return Prompt(ids=tuple(ids), context_tokens=context_tokens, context_paths=tuple(c.path for c in context),
-                  current_at=current_at)
+                  current_at=current_at, prefix_at=prefix_at)

@@ -158,6 +158,36 @@ def test_a_moved_run_is_shifted_into_place_and_equals_exact_evaluation(engine):
     assert again.text == engine.generate(request(new, "exact", reuse=False), lambda: False).text
 
 
+def test_a_prefix_whose_window_start_moved_is_shifted_in_the_suffix_first_layout(engine):
+    """When the prefix ends the prompt (SPM) and the suffix and all before it are unchanged, a change inside the
+    prefix (its window's start moved down past lines now left out) keeps the rest of the prefix, shifted. With
+    the prefix elsewhere (PSM, `prefix_at` None) or a changed suffix (the cursor moved), it is evaluated again."""
+    import numpy as np
+
+    suffix = engine.tokenize("    return total\n")
+    dropped = engine.tokenize("import os\n" * 20)
+    rest = engine.tokenize("".join(f"def area{i}(w, h):\n    return w * h + {i}\n" for i in range(12)))
+    typed = engine.tokenize("total = area(2, 3)\n")
+    head = (2, *engine.tokenize("class Shape:\n    sides = 4\n"), 70, *suffix, 68)
+    old = (*head, *dropped, *rest)
+    new = (*head, *rest, *typed)
+    exact = prompt_logits(engine, new, "exact", reuse=False)
+    prompt_logits(engine, old, "w")
+    moved = engine.generate(request(new, "w", max_tokens=1, shift=True, current_at=1, prefix_at=len(head)),
+                            lambda: False)
+    assert moved.stats.moved_tokens >= len(rest) - 1 and moved.stats.evaluated_tokens <= len(typed) + 1
+    assert np.abs(engine._logits_last() - exact).max() < 1e-3 * np.abs(exact).max()
+
+    prompt_logits(engine, old, "w")
+    psm = engine.generate(request(new, "w", max_tokens=1, shift=True, current_at=len(head)), lambda: False)
+    assert psm.stats.moved_tokens == 0
+    prompt_logits(engine, old, "w")
+    other_suffix = (*head[:-2], *engine.tokenize("x"), 68, *rest, *typed)
+    jumped = engine.generate(request(other_suffix, "w", max_tokens=1, shift=True, current_at=1,
+                                     prefix_at=len(head) + 1), lambda: False)
+    assert jumped.stats.moved_tokens == 0
+
+
 def test_shift_off_and_cancelled_moves_keep_the_cache_consistent(engine):
     old, new = moved_prompts(engine, "# notes\n" * 200)  # over one evaluation slice before the moved run
     engine.generate(request(old, "off"), lambda: False)

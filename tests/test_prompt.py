@@ -93,6 +93,9 @@ def test_spm_puts_the_suffix_first_so_typing_forward_only_appends():
     assert spm("x = hel") == head + [67, 69] + text_ids("\nprint(x)\n") + [68] + text_ids("x = hel")
     before, after = spm("x = hel"), spm("x = help")
     assert after[: len(before)] == before  # the prompt only grew: a keystroke evaluates just its new tokens
+    p = build_prompt(t, text_ids, path="pkg/main.py", prefix_ids=text_ids("x = hel"), suffix_ids=(), layout="spm")
+    assert p.ids[p.prefix_at:] == tuple(text_ids("x = hel"))  # where a moved prefix window may shift from
+    assert build_prompt(t, text_ids, path="pkg/main.py", prefix_ids=text_ids("x"), suffix_ids=()).prefix_at is None
 
 
 def test_a_layout_a_template_does_not_declare_falls_back_to_psm():
