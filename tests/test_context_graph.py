@@ -161,6 +161,15 @@ def test_block_stays_while_it_shows_what_the_code_uses(typist):
     assert "def gamma(value: int) -> int:" in changed["lib.py"] and changed == typist.fresh()
 
 
+def test_a_new_import_brings_its_file_at_once(typist):
+    (typist.root / "extra.py").write_text("def delta(value: int) -> int:\n    return -value\n")
+    first = typist.ask(budget=1000)
+    assert list(first) == ["lib.py"]
+    line = "from extra import delta\n"
+    typist.text, typist.offset = line + typist.text, typist.offset + len(line)
+    assert "def delta(value: int) -> int:" in typist.ask(budget=1000)["extra.py"]  # not yet used, but imported
+
+
 def test_work_ahead_leaves_the_kept_block(typist):
     first = typist.ask()
     typist.type_line("e = gamma(c) + gamma(b) + gamma(a)")
