@@ -406,13 +406,11 @@ class LlamaEngine:
         if request.speculative and reused < self._kept - SPECULATIVE_SLACK:
             return _declined(prompt)  # e.g. a new line changed the context block: the real request pays for it
         shifts = request.shift and request.reuse and self._can_shift
-        move = None
-        if shifts:
-            move = find_move(cached, prompt, reused, request.current_at)
-            if move is None and request.prefix_at is not None and reused >= request.prefix_at:
-                # Only the prefix changed (its window's start moved down, or a line above the cursor was edited):
-                # the rest of it is prefix in the cache too, computed after the same suffix.
-                move = find_move(cached, prompt, reused, len(prompt) - 1)
+        # A run may start before the current file (a changed block) or, when only a prefix that ends the prompt
+        # changed (its window's start moved down), anywhere in it: the rest was computed after the same suffix.
+        prefix_only = request.prefix_at is not None and reused >= request.prefix_at
+        before = len(prompt) - 1 if prefix_only else request.current_at
+        move = find_move(cached, prompt, reused, before) if shifts else None
         evaluated, moved = self._evaluate(prompt, reused, move, cancelled)
         if not request.speculative:
             self._kept = llm.n_tokens

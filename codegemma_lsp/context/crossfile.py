@@ -24,12 +24,11 @@ REACH = 64  # lines: a block is kept for the code this near where it was chosen
 
 @dataclass(frozen=True)
 class Kept:
-    """The block last sent for a document, and where and from which sources it was chosen."""
+    """The block last sent for a document, and where it was chosen."""
 
     selection: Selection
     budget: int
     cursor_line: int
-    sources: dict[Path, tuple[str, ...]]  # the lines of each file it shows, as they were
 
 
 def still_serves(kept: Kept, fresh: Selection, cursor_line: int, budget: int) -> bool:
@@ -74,7 +73,7 @@ class ImportGraphContext:
 
     def _unchanged(self, kept: Kept) -> bool:
         """The kept block's files still read as they did (an edited dependency's lines may have moved)."""
-        for path, lines in kept.sources.items():
+        for path, lines in kept.selection.sources.items():
             facts = self.index.facts(path)
             if facts is None or facts.lines != lines:
                 return False
@@ -100,8 +99,7 @@ class ImportGraphContext:
         else:
             selection = fresh
             if not ahead:  # work ahead leaves the choice to the user's next real request
-                sources = {path: facts.lines for path in fresh.lines if (facts := self.index.facts(path)) is not None}
-                self._kept[request.uri] = Kept(fresh, budget, cursor_line, sources)
+                self._kept[request.uri] = Kept(fresh, budget, cursor_line)
         self.last_ms = (time.perf_counter() - t0) * 1000
         log.debug("req=%d context files=%s kept=%s ms=%.1f", request.request_id, [p for p, _ in selection.files],
                   selection is not fresh, self.last_ms)

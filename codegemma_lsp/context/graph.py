@@ -422,6 +422,7 @@ class Selection:
     lines: dict[Path, frozenset[int]]  # the lines shown, per file
     required: dict[Path, frozenset[int]]  # the least of each definition that the code around the cursor uses
     imports: frozenset[Path]  # the files the current file imports
+    sources: dict[Path, tuple[str, ...]]  # the lines each shown file was rendered from
 
 
 def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line: int, budget: int,
@@ -431,7 +432,7 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
     nearest the current file."""
     spec = language_of(current)
     if spec is None or budget <= 0:
-        return Selection((), {}, {}, frozenset())
+        return Selection((), {}, {}, frozenset(), {})
     facts = index.document_facts(current, text, spec.name)
     selector = Selector(index, current, facts, cursor_line, max_depth)
     selector.collect()
@@ -449,4 +450,5 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
     files = tuple((index.relative(path), tuple(packer.render(path, packer.lines[path])))
                   for path in selector.file_order(set(packer.lines)))
     return Selection(files, {path: frozenset(lines) for path, lines in packer.lines.items()}, required,
-                     frozenset(selector.edges.get(current, ())))
+                     frozenset(selector.edges.get(current, ())),
+                     {path: packer.sources.get(path, ()) for path in packer.lines})

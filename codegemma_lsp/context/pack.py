@@ -30,6 +30,7 @@ class Packer:
         self.used = 0
         self.lines: dict[Path, set[int]] = {}
         self.costs: dict[Path, int] = {}
+        self.sources: dict[Path, tuple[str, ...]] = {}  # the lines each file's last rendering read
 
     def overhead(self, path: Path) -> int:
         """Path line and control tokens around one file, for any template (the most any of them spends)."""
@@ -39,6 +40,7 @@ class Packer:
         facts = self.index.facts(path)
         if facts is None:
             return []
+        self.sources[path] = facts.lines
         spec = language_of(path)
         marker = BY_NAME[spec.name].comment if spec else "..."
         text = facts.lines
