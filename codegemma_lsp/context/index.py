@@ -51,7 +51,7 @@ class WorkspaceIndex:
         # Also bounded by text size: facts hold their file's lines, so a count alone does not bound memory.
         self._facts: Lru[tuple[str, str], FileFacts] = Lru(cache_size, MAX_FACT_CHARS)
         # path -> (language, digest, facts)
-        self._document_facts: Lru[Path, tuple[str, str, FileFacts]] = Lru(MAX_DOCUMENT_FACTS)
+        self._document_facts: Lru[Path, tuple[str, str, FileFacts, str]] = Lru(MAX_DOCUMENT_FACTS)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None
         self._listing = 0  # bumped when the file list is dropped: a walk started before then is stale
@@ -241,7 +241,7 @@ class WorkspaceIndex:
         with self._lock:
             opened = self._open.get(real)
         if opened is not None:
-            return self.document_facts(real, opened, spec.name)
+            return self._document_facts_at(real, opened, spec.name)
         read = self._read(real)
         if read is None:
             return None
@@ -251,16 +251,20 @@ class WorkspaceIndex:
         """Facts of a document's current text, kept in one slot per document: every keystroke makes a new text,
         and caching each version by content let typing push unchanged files out of the shared cache and grow
         memory by megabytes per thousand keystrokes."""
-        key = self._key(path)
-        digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
+        return self._document_facts_at(self._key(path), text, language)
+
+    def _document_facts_at(self, key: Path, text: str, language: str) -> FileFacts:
         with self._lock:
             slot = self._document_facts.get(key)
+        if slot is not None and slot[3] is text and slot[0] == language:
+            return slot[2]  # the very text of last time: a dependency open in the editor is read per request
+        digest = hashlib.blake2b(text.encode("utf-8", errors="surrogatepass"), digest_size=16).hexdigest()
         if slot is not None and slot[:2] == (language, digest):
             return slot[2]
         facts = extract(text, language)
         with self._lock:
             if key in self._open:  # only open documents get a slot: work ahead may finish after didClose
-                self._document_facts.put(key, (language, digest, facts))
+                self._document_facts.put(key, (language, digest, facts, text))
         return facts
 
     def _facts_cached(self, digest: str, text: str, language: str) -> FileFacts:
