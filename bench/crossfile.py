@@ -191,6 +191,16 @@ def bootstrap_interval(differences: list[float], draws: int = 10_000, seed: int 
 
 # --- context blocks in-process (no model: tokenizer only) ------------------------------------------------------
 
+def shown(request, tokenize) -> range:
+    """The lines of the current file that the server's prompt windows carry (default window sizes)."""
+    from codegemma_lsp.config import Config
+    from codegemma_lsp.window import cursor_window
+
+    config = Config()
+    return cursor_window(request.text, request.offset, tokenize, prefix_tokens=config.prefix_tokens,
+                         suffix_tokens=config.suffix_tokens, heal=True).lines
+
+
 def blocks(cases: list[dict], provider, budget: int, tokenize):
     """(case, index, context block) for each case, gathered in-process the way the server gathers it: the case's
     file is the open document (prefix + suffix), the other files are read from disk."""
@@ -203,7 +213,7 @@ def blocks(cases: list[dict], provider, budget: int, tokenize):
         root = index.roots[0]
         request = CompletionRequest(uri=(root / case["path"]).as_uri(), path=case["path"],
                                     text=case["prefix"] + case["suffix"], offset=len(case["prefix"]), repo=case["repo"])
-        yield case, index, provider(index).gather(request, budget, tokenize)
+        yield case, index, provider(index).gather(request, budget, tokenize, shown=shown(request, tokenize))
 
 
 def block_digests(cases: list[dict], model: str, budget: int) -> dict[str, str]:
@@ -330,19 +340,20 @@ def timing(model: str, budget: int, generated: int = 1000) -> None:
         for k, (rel, text, offset) in enumerate(items):
             request = CompletionRequest(uri=(root / rel).as_uri(), path=rel, text=text, offset=offset, repo=root.name)
             index.set_open(root / rel, text)  # as the server does on didOpen
+            lines = shown(request, tokenize)
             t0 = time.perf_counter()
-            first = provider.gather(request, budget, tokenize)
+            first = provider.gather(request, budget, tokenize, shown=lines)
             colds.append((time.perf_counter() - t0) * 1000)
             for _ in range(5):
                 t0 = time.perf_counter()
-                again = provider.gather(request, budget, tokenize)
+                again = provider.gather(request, budget, tokenize, shown=lines)
                 warms.append((time.perf_counter() - t0) * 1000)
             assert [(f.path, f.ids) for f in first] == [(f.path, f.ids) for f in again]
             typed = text[:offset] + "x" + text[offset:]  # one keystroke: the block must not change
             index.set_open(root / rel, typed)  # didChange
             t0 = time.perf_counter()
             after = provider.gather(CompletionRequest(uri=request.uri, path=rel, text=typed, offset=offset + 1,
-                                                      repo=root.name), budget, tokenize)
+                                                      repo=root.name), budget, tokenize, shown=lines)
             typing_ms.append((time.perf_counter() - t0) * 1000)
             if [(f.path, f.ids) for f in after] != [(f.path, f.ids) for f in first]:
                 print(f"  note: context changed after a keystroke in {rel}")

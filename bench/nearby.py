@@ -42,7 +42,7 @@ class NearbyFiles(ContextProvider):
         return out + sorted(parent)
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
-               ahead: bool = False) -> Sequence[ContextFile]:
+               ahead: bool = False, shown: range | None = None) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         current = self.index.confine(path) if path else None
         if current is None:

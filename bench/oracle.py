@@ -34,7 +34,7 @@ class HiddenDefinitions(ContextProvider):
         return None
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
-               ahead: bool = False) -> Sequence[ContextFile]:
+               ahead: bool = False, shown: range | None = None) -> Sequence[ContextFile]:
         path = uri_to_path(request.uri)
         case = self.case(request) if path and self.index.confine(path) else None
         if case is None:

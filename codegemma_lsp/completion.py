@@ -66,9 +66,9 @@ class ContextProvider(Protocol):
     """Cross-file context: files the current one depends on, within a token budget, dependencies first."""
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
-               ahead: bool = False) -> Sequence[ContextFile]:
+               ahead: bool = False, shown: range | None = None) -> Sequence[ContextFile]:
         """The files to show. `ahead`: work done before the user asked, which must not change what the user's
-        next real request gets."""
+        next real request gets. `shown`: the current file's lines that the prompt's windows carry."""
 
     def prepare(self, uri: str) -> None:
         """Work ahead for a document just opened, run in the background (caches only: nothing to return)."""
@@ -131,7 +131,8 @@ class CompletionService:
 
         context: Sequence[ContextFile] = ()
         if self.context is not None and config.context.cross_file and config.context.max_tokens > 0:
-            context = self.context.gather(request, config.context.max_tokens, self.tokenize, ahead=ahead)
+            context = self.context.gather(request, config.context.max_tokens, self.tokenize, ahead=ahead,
+                                          shown=window.lines)
         t2 = time.perf_counter()
 
         prompt = build_prompt(

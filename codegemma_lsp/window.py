@@ -61,6 +61,11 @@ class Window:
     head: str = ""  # document text just before the prefix window: the rest of its first top-level statement
     tail: str = ""  # document text just after the suffix window: the rest of its last top-level statement
 
+    @property
+    def lines(self) -> range:
+        """The document lines the windows carry, whole or in part."""
+        return range(self.start_line, self.cursor_line + self.suffix_text.count("\n") + 1)
+
 
 MARGIN_CHARS = 16_384  # the most text `statement_margins` adds on each side
 

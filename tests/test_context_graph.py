@@ -67,11 +67,11 @@ def shop(tmp_path) -> Path:
 
 
 def gather(root: Path, rel: str, text: str, offset: int, budget: int = 1024, index: WorkspaceIndex | None = None,
-           snippets: bool = False):
+           snippets: bool = False, shown: range | None = None, provider: ImportGraphContext | None = None):
     """The block for a cursor; the graph's own choice unless `snippets` (similar code, tests/test_snippets.py)."""
-    provider = ImportGraphContext(index or WorkspaceIndex([root]), snippets=snippets)
+    provider = provider or ImportGraphContext(index or WorkspaceIndex([root]), snippets=snippets)
     request = CompletionRequest(uri=(root / rel).as_uri(), path=rel, text=text, offset=offset, repo=root.name)
-    return provider.gather(request, budget, TOKENIZE)
+    return provider.gather(request, budget, TOKENIZE, shown=shown)
 
 
 def rendered(files) -> dict[str, str]:

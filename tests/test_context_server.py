@@ -9,6 +9,7 @@ from lsprotocol import types
 
 from tests.conftest import lsp_session, open_document, position_of, server_command, status
 from tests.test_context_resolve import write
+from tests.test_snippets import CURSOR_LINE, OFFSET_REPORT, REPORT, STYLE
 
 MAIN = "from shop.pricing import apply_discount\n\n\ndef checkout(total):\n    return apply_discount(total, \n"
 PRICING = 'def apply_discount(total: float, percent: float) -> float:\n    """Take percent off total."""\n    return total * (1 - percent / 100)\n'
@@ -47,6 +48,22 @@ async def test_status_lists_the_imported_file_and_cross_file_off_turns_it_off(ti
         open_document(client, uri, MAIN)
         last = await complete(client, uri, MAIN, "apply_discount(total, ")
         assert last["contextFiles"] == [] and last["contextTokens"] == 0
+
+
+async def test_the_current_files_own_code_comes_only_from_outside_the_prompts_windows(tiny_model, tmp_path):
+    root = write(tmp_path / "ws", {"pkg/__init__.py": "", "pkg/style.py": STYLE, "pkg/report.py": "# on disk\n"})
+    uri = (root / "pkg/report.py").as_uri()
+    text = REPORT.format(align="left")
+    cursor = text[:OFFSET_REPORT].rsplit("\n", 1)[-1]
+    for prefix_tokens, expected in ((4096, ["pkg/style.py"]), (64, ["pkg/style.py", "pkg/report.py"])):
+        options = {"prefixTokens": prefix_tokens, "suffixTokens": 16}
+        async with lsp_session(server_command("--model", str(tiny_model)), root=root, init_options=options) as (client, _):
+            open_document(client, uri, text)
+            await client.text_document_inline_completion_async(types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=CURSOR_LINE, character=len(cursor)),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+            assert (await status(client))["last"]["contextFiles"] == expected
 
 
 async def index_files(client, want: int) -> dict:

@@ -1,9 +1,10 @@
-"""Similar code from other files (context/snippets.py): how the names near the cursor are used elsewhere, within
-its share of the budget, never from the current file, unchanged while the user types on the cursor line."""
+"""Similar code (context/snippets.py): how the names near the cursor are used elsewhere, within its share of the
+budget, from other files and from the current document outside the prompt's windows (never its copy on disk),
+unchanged while the user types on the cursor line."""
 
 from __future__ import annotations
 
-from codegemma_lsp.context import WorkspaceIndex, snippets
+from codegemma_lsp.context import ImportGraphContext, WorkspaceIndex, graph, snippets
 from codegemma_lsp.context.languages import language_of
 from codegemma_lsp.context.snippets import (
     CHUNK_LINES,
@@ -125,3 +126,60 @@ def test_prepare_cuts_the_nearby_files_ahead_and_changes_nothing_found(tmp_path,
     finder.prepare(current, language_of(current))
     assert len(cuts) == 5  # every other Python file of the workspace (the current one is never cut)
     assert finder.find(current, language_of(current), lines, cursor) == expected and len(cuts) == 5
+
+
+STYLE = "class Style:\n    BOLD = 1\n    ITALIC = 2\n"
+REPORT = ('from pkg.style import Style\n\n\n'
+          'def title_row(table, label):\n    cell = table.cell(label, style=Style.BOLD, align="{align}")\n'
+          '    table.add(cell)\n    return cell\n\n\n'
+          'def helper(x):\n' + "    x = x + 1\n" * 30 + '    return x\n\n\n'
+          'def footer_row(table, label):\n    cell = table.cell(label, style=Style.ITALIC, align="right")\n'
+          '    table.add(cell)\n    \n')
+OFFSET_REPORT = REPORT.rindex("    \n") + 4
+CURSOR_LINE = REPORT.count("\n", 0, OFFSET_REPORT)
+WINDOWS = range(CURSOR_LINE - 12, CURSOR_LINE + 1)  # what the prompt's windows carry of the current file
+
+
+def report(tmp_path):
+    """A file whose own far-off code is like the cursor's; on disk it differs from the open document."""
+    return write(tmp_path, {"pkg/__init__.py": "", "pkg/style.py": STYLE,
+                            "pkg/report.py": REPORT.format(align="center")})
+
+
+def own_block(root, text=REPORT.format(align="left"), shown=WINDOWS, **kwargs):
+    return rendered(gather(root, "pkg/report.py", text, OFFSET_REPORT, snippets=True, shown=shown, **kwargs))
+
+
+def test_the_current_files_own_code_outside_the_windows_comes_last_from_the_open_document(tmp_path):
+    root = report(tmp_path)
+    texts = own_block(root)
+    assert list(texts) == ["pkg/style.py", "pkg/report.py"]  # the graph's definition, then its own code
+    own = texts["pkg/report.py"]
+    assert 'cell = table.cell(label, style=Style.BOLD, align="left")' in own  # the document's text, not disk's
+    assert "center" not in own and "footer_row" not in own  # nothing the windows already carry
+    assert "pkg/report.py" not in own_block(root, shown=None)  # the windows unknown: none of its own
+    assert "pkg/report.py" not in own_block(root, shown=range(0, CURSOR_LINE + 1))  # all of it in the windows
+
+
+def test_a_close_own_chunk_is_taken_before_the_graph_fills_the_budget(tmp_path, monkeypatch):
+    root = report(tmp_path)
+    tight = 260
+    texts = own_block(root, budget=tight)
+    assert 'align="left"' in texts["pkg/report.py"]
+    monkeypatch.setattr(graph, "OWN_FIRST", 1.0)  # offered only from what the graph leaves: it no longer fits
+    assert 'align="left"' not in own_block(root, budget=tight).get("pkg/report.py", "")
+
+
+def test_a_kept_block_outlives_lines_typed_above_its_own_chunk_but_not_an_edit_of_it(tmp_path):
+    root = report(tmp_path)
+    provider = ImportGraphContext(WorkspaceIndex([root]), snippets=True)
+    text = REPORT.format(align="left")
+    first = own_block(root, text, provider=provider)
+    moved = text.replace("def title_row", "\ndef title_row")  # every line below moves down one
+    again = rendered(gather(root, "pkg/report.py", moved, OFFSET_REPORT + 1, snippets=True,
+                            shown=range(WINDOWS.start + 1, WINDOWS.stop + 1), provider=provider))
+    assert again == first
+    edited = moved.replace('align="left"', 'align="justify"')
+    fresh = rendered(gather(root, "pkg/report.py", edited, OFFSET_REPORT + 1, snippets=True,
+                            shown=range(WINDOWS.start + 1, WINDOWS.stop + 1), provider=provider))
+    assert 'align="justify"' in fresh["pkg/report.py"]

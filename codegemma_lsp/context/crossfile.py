@@ -71,16 +71,21 @@ class ImportGraphContext:
     def forget(self, uri: str) -> None:
         self._kept.pop(uri, None)
 
-    def _unchanged(self, kept: Kept) -> bool:
-        """The kept block's files still read as they did (an edited dependency's lines may have moved)."""
+    def _unchanged(self, kept: Kept, current: Path, text: str) -> bool:
+        """The kept block's files still read as they did (an edited dependency's lines may have moved). The
+        current file's own chunks move with every line typed above them: they need only still be in it."""
         for path, lines in kept.selection.sources.items():
+            if path == current:
+                if not set(lines) <= set(text.split("\n")):
+                    return False
+                continue
             facts = self.index.facts(path)
             if facts is None or facts.lines != lines:
                 return False
         return True
 
     def gather(self, request: CompletionRequest, budget: int, tokenize: Tokenize, *,
-               ahead: bool = False) -> Sequence[ContextFile]:
+               ahead: bool = False, shown: range | None = None) -> Sequence[ContextFile]:
         t0 = time.perf_counter()
         path = uri_to_path(request.uri)
         current = self.index.confine(path) if path is not None else None
@@ -89,12 +94,13 @@ class ImportGraphContext:
         cursor_line = request.text.count("\n", 0, request.offset)
         try:
             fresh = select_context(self.index, current, request.text, cursor_line, budget, tokenize,
-                                   repo=request.repo, max_depth=self.max_depth, snippets=self.snippets)
+                                   repo=request.repo, max_depth=self.max_depth, snippets=self.snippets,
+                                   shown=shown)
         except RecursionError:  # a pathological import cycle: complete without context rather than fail
             log.warning("req=%d cross-file context gave up on %s", request.request_id, request.path)
             return ()
         kept = self._kept.get(request.uri)
-        if kept is not None and still_serves(kept, fresh, cursor_line, budget) and self._unchanged(kept):
+        if kept is not None and still_serves(kept, fresh, cursor_line, budget) and self._unchanged(kept, current, request.text):
             selection = kept.selection
         else:
             selection = fresh

@@ -15,7 +15,8 @@ the names used near the cursor help). So the unit of context is a definition, cu
 A definition comes whole when small, else as its signature, docstring (trimmed) and closing line, with an
 elision marker for the body. Classes come as header, docstring, fields and constructor, plus the members used.
 Files are emitted in dependency order (post-order walk of the import graph, so a file's dependencies precede
-it and the direct imports sit nearest the current file), lines in source order. Nothing here reads the text
+it and the direct imports sit nearest the current file), then the files that lent similar code, then the
+current file's own similar code from outside the prompt's windows; lines in source order. Nothing here reads the text
 of the cursor line, and the selection depends on the cursor only through the function that encloses it, so
 the block stays byte-identical while the user types on a line and the KV cache stays valid. A new line changes
 the counts that rank definitions; `Selection.required` lets the provider keep its last block while that still
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..window import Tokenize
-from .imports import CLASS_KINDS, FUNCTION_KINDS, Definition, FileFacts, identifiers
+from .imports import CLASS_KINDS, FUNCTION_KINDS, Definition, FileFacts, identifiers, line_names
 from .index import WorkspaceIndex
 from .languages import language_of
 from .pack import Packer
@@ -46,10 +47,10 @@ MAX_FIELDS = 12
 MAX_WANTS = 400
 MAX_REEXPORT_HOPS = 4
 CONSTRUCTORS = frozenset({"__init__", "constructor", "new", "__new__", "__post_init__"})
+OWN_FIRST = 0.3  # similarity at which the current file's best own chunk comes before the graph, not after it
 MAX_OUTLINE = 24  # an outline (a class's static members, a module alias's names) longer than this is left out
 _STATIC = re.compile(r"@classmethod|@staticmethod|\bstatic\b")
 
-_ATTR = re.compile(r"(?:\.|->|::)\s*([A-Za-z_$][\w$]*)")
 
 
 @dataclass(order=True)
@@ -73,19 +74,6 @@ class Usage:
     distance: dict[str, int]  # name -> fewest top-level definitions between a use and the cursor's
 
 
-_LINE_NAMES: dict[str, tuple[list[str], list[str]]] = {}
-
-
-def _names(line: str) -> tuple[list[str], list[str]]:
-    """(identifiers, attribute names) of one line, cached by its text: a keystroke re-scans one line."""
-    found = _LINE_NAMES.get(line)
-    if found is None:
-        if len(_LINE_NAMES) > 200_000:
-            _LINE_NAMES.clear()
-        found = _LINE_NAMES[line] = (identifiers(line), _ATTR.findall(line))
-    return found
-
-
 def _usage(facts: FileFacts, cursor_line: int, scope_lines: tuple[int, int]) -> Usage:
     lines = facts.lines
     import_lines = {imp.line for imp in facts.imports}  # a name's own line, in multi-line imports too
@@ -96,7 +84,7 @@ def _usage(facts: FileFacts, cursor_line: int, scope_lines: tuple[int, int]) -> 
     distance: dict[str, int] = {}
     for i, line in enumerate(lines):
         if i != cursor_line and i not in import_lines:
-            names, attributes = _names(line)
+            names, attributes = line_names(line)
             if not names:
                 continue
             counts.update(names)
@@ -110,7 +98,7 @@ def _usage(facts: FileFacts, cursor_line: int, scope_lines: tuple[int, int]) -> 
     scope_attrs: Counter = Counter()
     for i in range(max(0, start), min(end + 1, len(lines))):
         if i != cursor_line and i not in import_lines:
-            names, attributes = _names(lines[i])
+            names, attributes = line_names(lines[i])
             scope.update(names)
             scope_attrs.update(attributes)
     return Usage(counts, scope, attrs, scope_attrs, distance)
@@ -411,7 +399,8 @@ class Selector:
 
         visit(self.current)
         ranked = [p for p in order if p in paths and p != self.current]
-        return ranked + sorted(p for p in paths if p not in ranked)
+        own = [self.current] if self.current in paths else []  # its own chunks go last, nearest its window
+        return ranked + sorted(p for p in paths if p not in ranked and p != self.current) + own
 
 
 @dataclass(frozen=True)
@@ -422,33 +411,39 @@ class Selection:
     lines: dict[Path, frozenset[int]]  # the lines shown, per file
     required: dict[Path, frozenset[int]]  # the least of each definition that the code around the cursor uses
     imports: frozenset[Path]  # the files the current file imports
-    sources: dict[Path, tuple[str, ...]]  # the lines each shown file was rendered from
+    sources: dict[Path, tuple[str, ...]]  # the lines each shown file was rendered from; the current file's shown ones
 
 
 def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line: int, budget: int,
                    tokenize: Tokenize, repo: str = "", max_depth: int = 2,
-                   snippets: SnippetFinder | None = None) -> Selection:
+                   snippets: SnippetFinder | None = None, shown: range | None = None) -> Selection:
     """The context files for a request, dependencies first, then the files that lent similar code (`snippets`),
-    nearest the current file."""
+    nearest the current file, and last the current file's own similar code from outside `shown`, the lines the
+    prompt's windows carry."""
     spec = language_of(current)
     if spec is None or budget <= 0:
         return Selection((), {}, {}, frozenset(), {})
     facts = index.document_facts(current, text, spec.name)
     selector = Selector(index, current, facts, cursor_line, max_depth)
     selector.collect()
-    packer = Packer(index, tokenize, budget, repo)
+    packer = Packer(index, tokenize, budget, repo, document=(current, facts))
+    found = snippets.find(current, spec, facts.lines, cursor_line, shown) if snippets is not None else []
+    own = next((s for s in found if s.path == current), None)
+    if own is not None and own.similarity >= OWN_FIRST:  # code like the cursor's in its own file is its best guide
+        packer.offer(Want((-1,), current, own.lines))
     required: dict[Path, frozenset[int]] = {}
     for want in sorted(selector.wants)[:MAX_WANTS]:
         if packer.offer(want) and want.priority[0] == 0:
             required[want.path] = required.get(want.path, frozenset()) | (want.fallback or want.lines)
         if packer.used >= budget - 4:
             break
-    if snippets is not None:
-        share = min(budget, packer.used + SHARE)
-        for rank, snippet in enumerate(snippets.find(current, spec, facts.lines, cursor_line)):
-            packer.offer(Want((9, rank), snippet.path, snippet.lines), limit=share)
+    share = min(budget, packer.used + SHARE)
+    for rank, snippet in enumerate(found):
+        packer.offer(Want((9, rank), snippet.path, snippet.lines), limit=share)
     files = tuple((index.relative(path), tuple(packer.render(path, packer.lines[path])))
                   for path in selector.file_order(set(packer.lines)))
     return Selection(files, {path: frozenset(lines) for path, lines in packer.lines.items()}, required,
                      frozenset(selector.edges.get(current, ())),
-                     {path: packer.sources.get(path, ()) for path in packer.lines})
+                     {path: packer.sources.get(path, ()) if path != current
+                      else tuple(facts.lines[i] for i in sorted(packer.lines[path]) if i < len(facts.lines))
+                      for path in packer.lines})

@@ -246,3 +246,17 @@ def extract(text: str, language: str) -> FileFacts:
 
 def identifiers(text: str) -> list[str]:
     return _IDENT.findall(text)
+
+
+_ATTR = re.compile(r"(?:\.|->|::)\s*([A-Za-z_$][\w$]*)")
+_LINE_NAMES: dict[str, tuple[list[str], list[str]]] = {}
+
+
+def line_names(line: str) -> tuple[list[str], list[str]]:
+    """(identifiers, attribute names) of one line, cached by its text: a keystroke re-scans one line."""
+    found = _LINE_NAMES.get(line)
+    if found is None:
+        if len(_LINE_NAMES) > 200_000:
+            _LINE_NAMES.clear()
+        found = _LINE_NAMES[line] = (identifiers(line), _ATTR.findall(line))
+    return found

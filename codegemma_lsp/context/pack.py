@@ -17,13 +17,16 @@ from .languages import BY_NAME, language_of
 
 if TYPE_CHECKING:
     from .graph import Want
+    from .imports import FileFacts
 
 
 class Packer:
     """Fits wanted pieces into the budget, counting exactly the ids that will be sent."""
 
-    def __init__(self, index: WorkspaceIndex, tokenize: Tokenize, budget: int, repo: str) -> None:
+    def __init__(self, index: WorkspaceIndex, tokenize: Tokenize, budget: int, repo: str,
+                 document: tuple[Path, FileFacts] | None = None) -> None:
         self.index = index
+        self.document = document  # the current file as the request has it: never the index's copy
         self.tokenize = tokenize
         self.budget = budget
         self.header = len(tokenize(f"{repo}\n")) + 1
@@ -37,7 +40,7 @@ class Packer:
         return len(self.tokenize(f"# {self.index.relative(path)}\n")) + 2
 
     def render(self, path: Path, lines: set[int]) -> list[int]:
-        facts = self.index.facts(path)
+        facts = self.document[1] if self.document and path == self.document[0] else self.index.facts(path)
         if facts is None:
             return []
         self.sources[path] = facts.lines

@@ -1,10 +1,12 @@
-"""Code like the code above the cursor, from the workspace's other files: how the names it uses are used
-elsewhere (a call's arguments, the statement a common pattern goes on with, a generated sibling's shape).
+"""Code like the code above the cursor, from the workspace's other files and from the parts of the current file
+that the prompt's windows leave out: how the names it uses are used elsewhere (a call's arguments, the statement
+a common pattern goes on with, a generated sibling's shape).
 
 The import graph shows definitions; this shows uses. Each file is cut into chunks of CHUNK_LINES lines that
 overlap by half, scored by the Jaccard similarity of their identifiers with those of the CHUNK_LINES non-blank
 lines above the cursor (the cursor line left out, so typing on it changes nothing). The best fill what the
-graph left of the budget, up to SHARE tokens. Each file's identifier postings are kept and rebuilt only when
+graph left of the budget, up to SHARE tokens; the current file's best chunk, when close enough, goes before the
+graph (graph.OWN_FIRST). Each other file's identifier postings are kept and rebuilt only when
 its text changes, so a warm request costs a dictionary lookup per query identifier per file.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .imports import identifiers
+from .imports import identifiers, line_names
 from .index import WorkspaceIndex
 from .languages import LanguageSpec, language_of
 from .lru import Lru
@@ -80,6 +82,21 @@ def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]
         for number in chunks.postings.get(name, ()):
             shared[number] += 1
     return [(count / (len(names) + chunks.sizes[n] - count), n * STRIDE) for n, count in shared.items()]
+
+
+def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> list[tuple[float, int]]:
+    """(Jaccard similarity, start line) of the current document's chunks that the prompt's windows leave out.
+    Its text changes with each keystroke, so its chunks are scored directly from per-line cached names rather
+    than cut and cached like the other files'."""
+    found = []
+    for start in range(0, max(1, len(lines) - CHUNK_LINES + 1), STRIDE):
+        if start + CHUNK_LINES > shown.start and start < shown.stop:
+            continue
+        chunk = set().union(*(line_names(line)[0] for line in lines[start:start + CHUNK_LINES]))
+        count = len(chunk & names)
+        if count:
+            found.append((count / (len(names) + len(chunk) - count), start))
+    return found
 
 
 def folder_distance(a: Path, b: Path) -> int:
@@ -150,12 +167,18 @@ class SnippetFinder:
         for _ in self._nearby(current, spec):
             pass
 
-    def find(self, current: Path, spec: LanguageSpec, lines: tuple[str, ...], cursor_line: int) -> list[Snippet]:
-        """The most similar chunks of other files in the current file's language, best first (ties by path)."""
+    def find(self, current: Path, spec: LanguageSpec, lines: tuple[str, ...], cursor_line: int,
+             shown: range | None = None) -> list[Snippet]:
+        """The most similar chunks of other files in the current file's language, and of the current document
+        outside `shown` (the lines the prompt's windows carry; None: unknown, so none of its own), best first
+        (ties by path)."""
         names = cursor_names(lines, cursor_line)
         if not names:
             return []
         found: list[tuple[float, str, int, Path]] = []
+        if shown is not None:
+            found += [(score, str(current), start, current) for score, start in own_chunks(lines, names, shown)
+                      if score >= MIN_SIMILARITY]
         for path, chunks in self._nearby(current, spec):
             found += [(score, str(path), start, path) for score, start in similar(chunks, names)
                       if score >= MIN_SIMILARITY]
