@@ -100,7 +100,8 @@ class ImportGraphContext:
             log.warning("req=%d cross-file context gave up on %s", request.request_id, request.path)
             return ()
         kept = self._kept.get(request.uri)
-        if kept is not None and still_serves(kept, fresh, cursor_line, budget) and self._unchanged(kept, current, request.text):
+        if kept is not None and still_serves(kept, fresh, cursor_line, budget) \
+                and self._unchanged(kept, current, request.text):
             selection = kept.selection
         else:
             selection = fresh

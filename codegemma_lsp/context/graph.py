@@ -16,11 +16,11 @@ A definition comes whole when small, else as its signature, docstring (trimmed) 
 elision marker for the body. Classes come as header, docstring, fields and constructor, plus the members used.
 Files are emitted in dependency order (post-order walk of the import graph, so a file's dependencies precede
 it and the direct imports sit nearest the current file), then the files that lent similar code, then the
-current file's own similar code from outside the prompt's windows; lines in source order. Nothing here reads the text
-of the cursor line, and the selection depends on the cursor only through the function that encloses it, so
-the block stays byte-identical while the user types on a line and the KV cache stays valid. A new line changes
-the counts that rank definitions; `Selection.required` lets the provider keep its last block while that still
-serves (crossfile.py).
+current file's own similar code from outside the prompt's windows; lines in source order. Nothing here reads
+the text of the cursor line, and the selection depends on the cursor only through the function that encloses
+it and the lines above it, so the block stays byte-identical while the user types on a line and the KV cache
+stays valid. A new line changes the counts that rank definitions; `Selection.required` lets the provider keep
+its last block while that still serves (crossfile.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ CONSTRUCTORS = frozenset({"__init__", "constructor", "new", "__new__", "__post_i
 OWN_FIRST = 0.3  # similarity at which the current file's best own chunk comes before the graph, not after it
 MAX_OUTLINE = 24  # an outline (a class's static members, a module alias's names) longer than this is left out
 _STATIC = re.compile(r"@classmethod|@staticmethod|\bstatic\b")
-
 
 
 @dataclass(order=True)
@@ -411,7 +410,7 @@ class Selection:
     lines: dict[Path, frozenset[int]]  # the lines shown, per file
     required: dict[Path, frozenset[int]]  # the least of each definition that the code around the cursor uses
     imports: frozenset[Path]  # the files the current file imports
-    sources: dict[Path, tuple[str, ...]]  # the lines each shown file was rendered from; the current file's shown ones
+    sources: dict[Path, tuple[str, ...]]  # the lines each file was rendered from (the current file: those shown)
 
 
 def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line: int, budget: int,
