@@ -50,7 +50,7 @@ class WorkspaceIndex:
         self._disk: Lru[Path, tuple[int, int, str, str]] = Lru(cache_size, MAX_DISK_CHARS)
         # Also bounded by text size: facts hold their file's lines, so a count alone does not bound memory.
         self._facts: Lru[tuple[str, str], FileFacts] = Lru(cache_size, MAX_FACT_CHARS)
-        # path -> (language, digest, facts)
+        # path -> (language, digest, facts, text): the text object itself lets a read skip the hash
         self._document_facts: Lru[Path, tuple[str, str, FileFacts, str]] = Lru(MAX_DOCUMENT_FACTS)
         self._files: dict[Path, tuple[Path, ...]] | None = None  # root -> walked files (lazy)
         self._by_name: dict[str, list[Path]] | None = None

@@ -57,11 +57,20 @@ class FileChunks:
     postings: dict[str, tuple[int, ...]]
 
 
+def chunk_starts(line_count: int) -> range:
+    """First lines of a file's chunks: CHUNK_LINES long, overlapping by half."""
+    return range(0, max(1, line_count - CHUNK_LINES + 1), STRIDE)
+
+
+def jaccard(shared: int, size_a: int, size_b: int) -> float:
+    return shared / (size_a + size_b - shared)
+
+
 def cut(text: str) -> FileChunks:
     lines = text.split("\n")
     sizes = []
     postings: dict[str, list[int]] = defaultdict(list)
-    for number, start in enumerate(range(0, max(1, len(lines) - CHUNK_LINES + 1), STRIDE)):
+    for number, start in enumerate(chunk_starts(len(lines))):
         names = set(identifiers("\n".join(lines[start:start + CHUNK_LINES])))
         sizes.append(len(names))
         for name in names:
@@ -81,7 +90,7 @@ def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]
     for name in names:
         for number in chunks.postings.get(name, ()):
             shared[number] += 1
-    return [(count / (len(names) + chunks.sizes[n] - count), n * STRIDE) for n, count in shared.items()]
+    return [(jaccard(count, len(names), chunks.sizes[n]), n * STRIDE) for n, count in shared.items()]
 
 
 def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> list[tuple[float, int]]:
@@ -89,13 +98,13 @@ def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> l
     Its text changes with each keystroke, so its chunks are scored directly from per-line cached names rather
     than cut and cached like the other files'."""
     found = []
-    for start in range(0, max(1, len(lines) - CHUNK_LINES + 1), STRIDE):
+    for start in chunk_starts(len(lines)):
         if start + CHUNK_LINES > shown.start and start < shown.stop:
             continue
         chunk = set().union(*(line_names(line)[0] for line in lines[start:start + CHUNK_LINES]))
         count = len(chunk & names)
         if count:
-            found.append((count / (len(names) + len(chunk) - count), start))
+            found.append((jaccard(count, len(names), len(chunk)), start))
     return found
 
 
