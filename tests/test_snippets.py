@@ -8,12 +8,14 @@ from codegemma_lsp.context import ImportGraphContext, WorkspaceIndex, graph, sni
 from codegemma_lsp.context.languages import language_of
 from codegemma_lsp.context.snippets import (
     CHUNK_LINES,
+    FOLLOW,
     MIN_SIMILARITY,
     SHARE,
     SnippetFinder,
     cursor_names,
     cut,
     folder_distance,
+    own_chunks,
     similar,
 )
 
@@ -183,3 +185,29 @@ def test_a_kept_block_outlives_lines_typed_above_its_own_chunk_but_not_an_edit_o
     fresh = rendered(gather(root, "pkg/report.py", edited, OFFSET_REPORT + 1, snippets=True,
                             shown=range(WINDOWS.start + 1, WINDOWS.stop + 1), provider=provider))
     assert 'align="justify"' in fresh["pkg/report.py"]
+
+
+PARTS = "".join(f"    part{i} = pool.part(request, {i})\n" for i in range(18))
+TWINS = ("import pool\n\n\ndef send(request):\n" + PARTS
+         + "    resp = pool.handle(request)\n    pool.check(resp.stream)\n    return pool.Reply(status=resp.status)\n\n\n"
+         + "def pad(x):\n" + "    x = x + 1\n" * 30 + "    return x\n\n\n"
+         + "async def asend(request):\n" + PARTS + "    resp = await pool.handle(request)\n    pool.check(resp.stream)\n"
+         + "    return ")
+
+
+def test_an_own_chunk_brings_the_lines_after_it_up_to_the_windows(tmp_path, monkeypatch):
+    """The sync twin's best chunk ends just before its `return pool.Reply(`: the line the async twin needs."""
+    root = write(tmp_path, {"pkg/__init__.py": "", "pkg/pool.py": "def part(r, i):\n    return i\n",
+                            "pkg/twins.py": TWINS})
+    lines = tuple(TWINS.split("\n"))
+    cursor = len(lines) - 1
+    windows = range(cursor - 12, cursor + 1)
+    best = max(own_chunks(lines, cursor_names(lines, cursor), windows))
+    assert best[1:] == (12, 12 + CHUNK_LINES + FOLLOW) and lines[12 + CHUNK_LINES].endswith("pool.Reply(status=resp.status)")
+    assert own_chunks(lines, cursor_names(lines, cursor), range(16, len(lines)))[0][1:] == (0, 16)  # not into them
+    monkeypatch.setattr(graph, "SHARE", 0)  # only the best own chunk, taken before the graph
+    block = rendered(gather(root, "pkg/twins.py", TWINS, len(TWINS), snippets=True, shown=windows))
+    assert "return pool.Reply(status=resp.status)" in block["pkg/twins.py"]
+    monkeypatch.setattr(snippets, "FOLLOW", 0)
+    block = rendered(gather(root, "pkg/twins.py", TWINS, len(TWINS), snippets=True, shown=windows))
+    assert "pool.check(resp.stream)" in block["pkg/twins.py"] and "Reply" not in block["pkg/twins.py"]

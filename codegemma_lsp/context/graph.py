@@ -429,7 +429,7 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
     found = snippets.find(current, spec, facts.lines, cursor_line, shown) if snippets is not None else []
     own = next((s for s in found if s.path == current), None)
     if own is not None and own.similarity >= OWN_FIRST:  # code like the cursor's in its own file is its best guide
-        packer.offer(Want((-1,), current, own.lines))
+        packer.offer(Want((-1,), current, own.lines, own.matched))
     required: dict[Path, frozenset[int]] = {}
     for want in sorted(selector.wants)[:MAX_WANTS]:
         if packer.offer(want) and want.priority[0] == 0:
@@ -438,7 +438,7 @@ def select_context(index: WorkspaceIndex, current: Path, text: str, cursor_line:
             break
     share = min(budget, packer.used + SHARE)
     for rank, snippet in enumerate(found):
-        packer.offer(Want((9, rank), snippet.path, snippet.lines), limit=share)
+        packer.offer(Want((9, rank), snippet.path, snippet.lines, snippet.matched), limit=share)
     files = tuple((index.relative(path), tuple(packer.render(path, packer.lines[path])))
                   for path in selector.file_order(set(packer.lines)))
     return Selection(files, {path: frozenset(lines) for path, lines in packer.lines.items()}, required,

@@ -6,7 +6,8 @@ The import graph shows definitions; this shows uses. Each file is cut into chunk
 overlap by half, scored by the Jaccard similarity of their identifiers with those of the CHUNK_LINES non-blank
 lines above the cursor (the cursor line left out, so typing on it changes nothing). The best fill what the
 graph left of the budget, up to SHARE tokens; the current file's best chunk, when close enough, goes before the
-graph (graph.OWN_FIRST). Each other file's identifier postings are kept and rebuilt only when
+graph (graph.OWN_FIRST), and its chunks bring the FOLLOW lines after them. Each other file's identifier postings
+are kept and rebuilt only when
 its text changes, so a warm request costs a dictionary lookup per query identifier per file.
 """
 
@@ -29,6 +30,8 @@ CHUNK_LINES = 12
 STRIDE = CHUNK_LINES // 2
 MIN_SIMILARITY = 0.15  # below this a chunk shares little more than keywords with the cursor's code
 MAX_SNIPPETS = 8
+FOLLOW = STRIDE  # lines after an own chunk shown with it: in its own file, what follows code like the cursor's
+# is most often what the cursor's code goes on with (a sync twin's `return Response(` for its async twin)
 SHARE = 256  # the most tokens of the budget snippets take, and only what the graph left
 MAX_FILES = 500  # the files nearest the current one that are searched: a monorepo's far corners cost time
 MAX_CUT_FILES = 4 * MAX_FILES  # files whose chunks are kept: a few folders' worth, not a monorepo's
@@ -41,11 +44,17 @@ class Snippet:
 
     path: Path
     start: int  # first line, 0-based
+    stop: int  # the line after its last
     similarity: float
 
     @property
     def lines(self) -> frozenset[int]:
-        return frozenset(range(self.start, self.start + CHUNK_LINES))
+        return frozenset(range(self.start, self.stop))
+
+    @property
+    def matched(self) -> frozenset[int] | None:
+        """The chunk without the lines it brings after it (None: it brings none), for a budget too tight for both."""
+        return frozenset(range(self.start, self.start + CHUNK_LINES)) if self.stop > self.start + CHUNK_LINES else None
 
 
 @dataclass(frozen=True)
@@ -93,10 +102,11 @@ def similar(chunks: FileChunks, names: frozenset[str]) -> list[tuple[float, int]
     return [(jaccard(count, len(names), chunks.sizes[n]), n * STRIDE) for n, count in shared.items()]
 
 
-def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> list[tuple[float, int]]:
-    """(Jaccard similarity, start line) of the current document's chunks that the prompt's windows leave out.
-    Its text changes with each keystroke, so its chunks are scored directly from per-line cached names rather
-    than cut and cached like the other files'."""
+def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> list[tuple[float, int, int]]:
+    """(Jaccard similarity, start line, stop line) of the current document's chunks that the prompt's windows
+    leave out, each with the FOLLOW lines after it that the windows leave out too. Its text changes with each
+    keystroke, so its chunks are scored directly from per-line cached names rather than cut and cached like the
+    other files'."""
     found = []
     for start in chunk_starts(len(lines)):
         if start + CHUNK_LINES > shown.start and start < shown.stop:
@@ -104,7 +114,8 @@ def own_chunks(lines: tuple[str, ...], names: frozenset[str], shown: range) -> l
         chunk = set().union(*(line_names(line)[0] for line in lines[start:start + CHUNK_LINES]))
         count = len(chunk & names)
         if count:
-            found.append((jaccard(count, len(names), len(chunk)), start))
+            stop = min(start + CHUNK_LINES + FOLLOW, shown.start if start < shown.start else len(lines))
+            found.append((jaccard(count, len(names), len(chunk)), start, stop))
     return found
 
 
@@ -184,12 +195,12 @@ class SnippetFinder:
         names = cursor_names(lines, cursor_line)
         if not names:
             return []
-        found: list[tuple[float, str, int, Path]] = []
+        found: list[tuple[float, str, int, int, Path]] = []
         if shown is not None:
-            found += [(score, str(current), start, current) for score, start in own_chunks(lines, names, shown)
-                      if score >= MIN_SIMILARITY]
+            found += [(score, str(current), start, stop, current)
+                      for score, start, stop in own_chunks(lines, names, shown) if score >= MIN_SIMILARITY]
         for path, chunks in self._nearby(current, spec):
-            found += [(score, str(path), start, path) for score, start in similar(chunks, names)
+            found += [(score, str(path), start, start + CHUNK_LINES, path) for score, start in similar(chunks, names)
                       if score >= MIN_SIMILARITY]
         found.sort(key=lambda hit: (-hit[0], hit[1], hit[2]))
-        return [Snippet(path, start, score) for score, _, start, path in found[:MAX_SNIPPETS]]
+        return [Snippet(path, start, stop, score) for score, _, start, stop, path in found[:MAX_SNIPPETS]]
