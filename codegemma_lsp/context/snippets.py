@@ -6,9 +6,9 @@ The import graph shows definitions; this shows uses. Each file is cut into chunk
 overlap by half, scored by the Jaccard similarity of their identifiers with those of the CHUNK_LINES non-blank
 lines above the cursor (the cursor line left out, so typing on it changes nothing). The best fill what the
 graph left of the budget, up to SHARE tokens; the current file's best chunk, when close enough, goes before the
-graph (graph.OWN_FIRST), and its chunks bring the FOLLOW lines after them. Each other file's identifier postings
-are kept and rebuilt only when
-its text changes, so a warm request costs a dictionary lookup per query identifier per file.
+graph (graph.OWN_FIRST), and its chunks bring the FOLLOW lines after them. Each other file's identifier
+postings are kept and rebuilt only when its text changes, so a warm request costs a dictionary lookup per query
+identifier per file.
 """
 
 from __future__ import annotations
